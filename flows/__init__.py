@@ -1,0 +1,1 @@
+"""The DAGs (cover_song), the root config and the command line."""

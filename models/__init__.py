@@ -1,0 +1,1 @@
+"""Model backends behind small interfaces: cover generators (transcribers) and the compute device."""

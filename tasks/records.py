@@ -1,0 +1,66 @@
+"""The small typed records that carry a song through the stages (and into the ledger)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Song(Record):
+    """What download learned about a song; `id` names its folder and never comes from the title."""
+
+    id: str
+    source: str  # what the user gave: a path or a URL
+    source_id: str  # stable identity of the source, e.g. "youtube:dQw4w9WgXcQ" or "file:<sha256>"
+    title: str
+    artist: str = ""
+    duration: float  # seconds
+    original: Path  # the downloaded or copied file, untouched
+    audio: Path  # the decoded working copy every later stage reads (44.1 kHz WAV)
+
+
+class Candidate(Record):
+    """One piano-cover candidate: a generator's transcription arranged in one style (and seed)."""
+
+    id: str
+    generator: str
+    style: str
+    seed: int | None = None
+    midi: Path
+    note_count: int = 0
+
+
+class Score(Record):
+    """How one candidate fared in the ranking; lower `combined` is better, rejected ones sort last."""
+
+    candidate_id: str
+    qmax: float  # AMT-APC protocol, lower is closer to the original; inf when nothing aligns
+    aligned_share: float  # 1 / (qmax * sqrt(frames)): length-free, higher is better
+    frames: int
+    defects: dict[str, float]
+    combined: float
+    reject_reason: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.reject_reason is not None
+
+
+class Ranking(Record):
+    scores: list[Score]  # best first
+    pick: str | None  # the winning candidate id, None when every candidate was rejected
+
+
+class Publication(Record):
+    """What the publishing stages made for the winner."""
+
+    title: str
+    description: str
+    thumbnail: Path
+    video: Path
+    video_id: str | None = None  # set by the upload stage

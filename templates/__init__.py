@@ -1,0 +1,1 @@
+"""Jinja templates for titles, descriptions and prompts: the files a user edits."""

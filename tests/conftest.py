@@ -1,0 +1,57 @@
+"""Shared test data: short clips cut from real recordings (Debian's planetblupi-music-ogg)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Prefect must never reach out or reuse a developer's server from a test.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
+os.environ.setdefault("PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY", "false")
+os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="covermill-prefect-"))
+os.environ.pop("PREFECT_API_URL", None)
+
+MUSIC_DIR = Path(os.environ.get("COVERMILL_TEST_MUSIC", "/usr/share/planetblupi/music"))
+
+# (recording, start second): stretches with the full band playing, checked by ear and by level.
+CLIPS = {
+    "song_a": ("music004", 20.0),
+    "song_b": ("music007", 20.0),
+    "song_c": ("music009", 20.0),
+}
+CLIP_SECONDS = 25.0
+
+
+def cut_clip(source: Path, start: float, seconds: float, target: Path) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", str(start), "-t", str(seconds),
+         "-i", str(source), "-c:a", "libvorbis", "-q:a", "5", str(target)],
+        check=True,
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """name -> a 25 s OGG clip of a real recording (song_a, song_b and song_c are different songs)."""
+    if not (MUSIC_DIR / "music004.ogg").exists():
+        pytest.fail(f"test music missing: install Debian's planetblupi-music-ogg (make test does) or set COVERMILL_TEST_MUSIC")
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        name: cut_clip(MUSIC_DIR / f"{recording}.ogg", start, CLIP_SECONDS, folder / f"{name}.ogg")
+        for name, (recording, start) in CLIPS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def reference_midis() -> dict[str, Path]:
+    """name -> the full MIDI score of the recording each clip was cut from."""
+    return {name: MUSIC_DIR / f"{recording}.mid" for name, (recording, _) in CLIPS.items()}
