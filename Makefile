@@ -1,0 +1,70 @@
+# covermill: `make demo` and `make test` do all the set-up on a fresh Debian/Ubuntu machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+MUSIC := /usr/share/planetblupi/music
+DEMO_SONG := .cache/demo/planetblupi-music004-60s.ogg
+BENCH_SONG := .cache/bench/planetblupi-music004-240s.ogg
+
+# ffmpeg: decoding and the video; libfluidsynth3 + fluid-soundfont-gm: rendering (FluidR3_GM, the
+# AMT-APC evaluation's soundfont); libmagickwand-dev: Wand cannot import without MagickWand;
+# fonts: Latin and CJK titles on thumbnails; planetblupi-music-*: real recordings (with their MIDI)
+# for the demo, the tests and the bench, installable offline.
+APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts-dejavu-core \
+	fonts-noto-cjk planetblupi-music-ogg planetblupi-music-midi
+
+.PHONY: help system install demo test bench clean
+
+help:
+	@echo "make demo   set up everything, then make a cover of a real 1-minute recording (dry run)"
+	@echo "make test   set up everything, then run the test suite"
+	@echo "make bench  time every stage on a 4-minute song (bench/e2e.py)"
+
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:" $$missing; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml constraints.txt | system
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: 2.13.0 is the CPU build on this machine's disk; an unpinned torch
+	# (asked for by any dependency) would pull a multi-GB CUDA build.
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	# covermill and its dependencies, held to the versions that worked together (constraints.txt).
+	$(PIP) install -q -c constraints.txt -e ".[test]"
+	# The two embedded generators without their declared dependencies: basic-pitch declares
+	# tensorflow, which its ONNX path does not use; transkun declares torchaudio, whose wheel cannot
+	# load beside torch 2.13 and whose mere presence breaks transformers. What they really need is
+	# in pyproject.toml (onnxruntime, librosa, resampy<0.4.3, moduleconf, ...).
+	$(PIP) install -q -c constraints.txt --no-deps basic-pitch==0.4.0 transkun==2.0.1
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DEMO_SONG): | system
+	mkdir -p $(dir $@)
+	ffmpeg -nostdin -v error -y -ss 30 -t 60 -i $(MUSIC)/music004.ogg -c:a libvorbis -q:a 5 \
+	  -metadata title="Planet Blupi theme 4" -metadata artist="Planet Blupi" $@
+
+$(BENCH_SONG): | system
+	mkdir -p $(dir $@)
+	ffmpeg -nostdin -v error -y -t 240 -i $(MUSIC)/music004.ogg -c:a libvorbis -q:a 5 \
+	  -metadata title="Planet Blupi theme 4" -metadata artist="Planet Blupi" $@
+
+demo: install $(DEMO_SONG)
+	$(VENV)/bin/covermill run $(DEMO_SONG) --out out/demo --dry-run
+
+test: install
+	$(VENV)/bin/python -m pytest -ra --durations=15
+
+bench: install $(BENCH_SONG)
+	$(VENV)/bin/python bench/e2e.py $(BENCH_SONG)
+
+clean:
+	rm -rf $(VENV) .cache out

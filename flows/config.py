@@ -1,0 +1,87 @@
+"""The root config: every stage's settings model, composed and read from config.yaml.
+
+Each stage owns its settings next to its code (tasks/<stage>.py); this module only composes them
+and turns a bad config file into one sentence that names the setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from covermill.tasks.arrange import ArrangeSettings
+from covermill.tasks.download import DownloadSettings
+from covermill.tasks.errors import CovermillError
+from covermill.tasks.generate import GenerateSettings
+from covermill.tasks.metadata import MetadataSettings
+from covermill.tasks.rank import RankSettings
+from covermill.tasks.render import RenderSettings
+from covermill.tasks.settings import Settings
+from covermill.tasks.thumbnail import ThumbnailSettings
+from covermill.tasks.video import VideoSettings
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+class CovermillConfig(Settings):
+    download: DownloadSettings = DownloadSettings()
+    generate: GenerateSettings = GenerateSettings()
+    arrange: ArrangeSettings = ArrangeSettings()
+    render: RenderSettings = RenderSettings()
+    rank: RankSettings = RankSettings()
+    thumbnail: ThumbnailSettings = ThumbnailSettings()
+    video: VideoSettings = VideoSettings()
+    metadata: MetadataSettings = MetadataSettings()
+
+
+def _known_keys(model: type[Settings], loc: tuple[Any, ...]) -> list[str]:
+    """The settings that exist where an unknown one was found, to suggest the right spelling."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, Settings)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def explain(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    loc = tuple(first.get("loc", ()))
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    if first.get("type") == "extra_forbidden":
+        known = _known_keys(CovermillConfig, loc)
+        hint = f" (known here: {', '.join(known)})" if known else ""
+        return f"{source}: unknown setting '{where}'; check its spelling{hint}."
+    return f"{source}: setting '{where}' is invalid: {first.get('msg', 'bad value')}; fix it in the file."
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> CovermillConfig:
+    try:
+        return CovermillConfig.model_validate(data)
+    except ValidationError as exc:
+        raise CovermillError(explain(exc, source)) from None
+
+
+def load_config(path: Path | None = None) -> CovermillConfig:
+    """Read `path` (or ./config.yaml when present; built-in defaults otherwise)."""
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return CovermillConfig()
+        path = DEFAULT_CONFIG
+    path = Path(path)
+    if not path.is_file():
+        raise CovermillError(f"{path}: config file not found; give an existing file with --config.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise CovermillError(f"{path}{where}: not valid YAML ({problem}); fix the indentation or quoting there.") from None
+    if not isinstance(data, dict):
+        raise CovermillError(f"{path}: expected a mapping of sections (download:, generate:, ...), found {type(data).__name__}.")
+    return config_from_dict(data, str(path))

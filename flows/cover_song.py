@@ -1,0 +1,153 @@
+"""cover_song: one song from source to a local video (and, once the upload stage exists, YouTube).
+
+download -> generate -> render -> rank -> winner -> thumbnail -> video -> metadata.
+Every stage is a Prefect task over pure functions; the ledger marks each finished stage, so a
+re-run skips them and a run killed half way resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import flow, get_run_logger
+
+from covermill.flows.config import CovermillConfig
+from covermill.tasks.atomic import atomic_output, write_json
+from covermill.tasks.download import download
+from covermill.tasks.errors import CovermillError
+from covermill.tasks.generate import generate_candidates
+from covermill.tasks.layout import SongFolder, ledger_path
+from covermill.tasks.ledger import DONE, FAILED, RUNNING, Ledger
+from covermill.tasks.metadata import render_metadata
+from covermill.tasks.rank import rank
+from covermill.tasks.records import Candidate, Publication, Ranking, Song
+from covermill.tasks.render import render_candidates, render_winner
+from covermill.tasks.thumbnail import make_thumbnail_task
+from covermill.tasks.video import make_video_task
+
+T = TypeVar("T")
+
+
+class SongRun:
+    """The ledger's view of one song during a run: skip what is done, record what finishes."""
+
+    def __init__(self, ledger: Ledger, song: Song):
+        self.ledger = ledger
+        self.song = song
+        self.logger = get_run_logger()
+
+    def stage(self, name: str, finished: Callable[[], T | None], run: Callable[[], T], record: Callable[[T], None] = lambda _: None) -> T:
+        """Reuse the stage's result when the ledger says done and `finished()` finds its outputs."""
+        if self.ledger.is_done(self.song.id, name):
+            previous = finished()
+            if previous is not None:
+                self.logger.info("%s: already done, skipped", name)
+                return previous
+        self.ledger.mark(self.song.id, name, RUNNING)
+        try:
+            result = run()
+        except Exception as exc:
+            self.ledger.mark(self.song.id, name, FAILED, str(exc))
+            raise
+        record(result)
+        self.ledger.mark(self.song.id, name, DONE)
+        return result
+
+
+def _candidates_on_disk(ledger: Ledger, song_id: str) -> list[Candidate] | None:
+    found = ledger.candidates(song_id)
+    return found if found and all(c.midi.exists() for c in found) else None
+
+
+def _audio_on_disk(folder: SongFolder, candidates: list[Candidate]) -> dict[str, Path] | None:
+    audio = {c.id: folder.candidate_audio(c.id) for c in candidates}
+    return audio if all(p.exists() for p in audio.values()) else None
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
+def _install_winner(folder: SongFolder, winner: Candidate) -> Path:
+    with atomic_output(folder.winner_midi) as tmp:
+        shutil.copyfile(winner.midi, tmp)
+    return folder.winner_midi
+
+
+@flow(name="cover_song", log_prints=True)
+def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> dict[str, Any]:
+    """Make, rank and publish a piano cover of one song (a local audio file or an http(s) URL)."""
+    config = config or CovermillConfig()
+    out = Path(out_dir)
+    ledger = Ledger(ledger_path(out))
+    logger = get_run_logger()
+
+    song = download(source, out, config.download)
+    ledger.record_song(song)
+    ledger.mark(song.id, "download", DONE)
+    folder = SongFolder(out, song.id)
+    run = SongRun(ledger, song)
+
+    candidates = run.stage(
+        "generate",
+        lambda: _candidates_on_disk(ledger, song.id),
+        lambda: generate_candidates(song, out, config.generate, config.arrange),
+        lambda found: ledger.record_candidates(song.id, found),
+    )
+    audio = run.stage(
+        "render",
+        lambda: _audio_on_disk(folder, candidates),
+        lambda: render_candidates(song, candidates, out, config.render),
+    )
+    ranking: Ranking = run.stage(
+        "rank",
+        lambda: ledger.ranking(song.id) if folder.ranking.exists() else None,
+        lambda: rank(song, candidates, audio, out, config.rank),
+        lambda found: ledger.record_ranking(song.id, found),
+    )
+    if ranking.pick is None:
+        ledger.mark(song.id, "winner", FAILED, "every candidate was rejected")
+        raise CovermillError(f"{source}: every candidate was rejected by the ranking; see {folder.ranking} for the reasons.")
+    winner = next(c for c in candidates if c.id == ranking.pick)
+    score = next(s for s in ranking.scores if s.candidate_id == winner.id)
+
+    def winner_is_current() -> Path | None:
+        made = ledger.stage(song.id, "winner")
+        return folder.winner_audio if made and made[1] == winner.id and folder.winner_audio.exists() and folder.winner_midi.exists() else None
+
+    def make_winner() -> Path:
+        _install_winner(folder, winner)
+        folder.video.unlink(missing_ok=True)  # a new winner needs a new video
+        return render_winner(folder.winner_midi, folder.winner_audio, config.render)
+
+    if winner_is_current() is None:
+        ledger.mark(song.id, "winner", RUNNING)
+        make_winner()
+        ledger.mark(song.id, "winner", DONE, winner.id)
+    logger.info("winner: %s (Qmax %.3f, combined %.3f)", winner.id, score.qmax, score.combined)
+
+    thumbnail = run.stage("thumbnail", lambda: _existing(folder.thumbnail), lambda: make_thumbnail_task(song, out, config.thumbnail))
+    video = run.stage("video", lambda: _existing(folder.video), lambda: make_video_task(song, out, config.video))
+    title, description = render_metadata(song, winner, score, config.metadata)
+    publication = Publication(title=title, description=description, thumbnail=thumbnail, video=video)
+    write_json(folder.metadata, {
+        "song": song.model_dump(mode="json"),
+        "winner": winner.model_dump(mode="json"),
+        "score": score.model_dump(mode="json"),
+        "publication": publication.model_dump(mode="json"),
+    })
+    if not dry_run:
+        logger.warning("upload is not built yet: the video stays local at %s", video)
+    return {
+        "song_id": song.id,
+        "title": song.title,
+        "folder": str(folder.root),
+        "video": str(video),
+        "winner_midi": str(folder.winner_midi),
+        "ranking": str(folder.ranking),
+        "pick": winner.id,
+        "candidates": len(candidates),
+    }

@@ -1,0 +1,144 @@
+"""`covermill doctor`: each external piece checked, with the fix printed for what is missing."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from covermill.flows.config import CovermillConfig
+
+APT = "sudo apt-get install -y"
+REINSTALL = "run `make install` (or see the Makefile's install steps)"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def check_ffmpeg(config: CovermillConfig) -> Check:
+    found = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool)]
+    if len(found) < 2:
+        return Check("FFmpeg", False, "ffmpeg/ffprobe not on PATH", f"{APT} ffmpeg")
+    line = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    if "libx264" not in encoders:
+        return Check("FFmpeg", False, f"{line}, but without libx264", f"{APT} ffmpeg (Debian's build has libx264)")
+    return Check("FFmpeg", True, line)
+
+
+def check_fluidsynth(config: CovermillConfig) -> Check:
+    try:
+        import fluidsynth  # noqa: F401  (loads libfluidsynth through ctypes)
+    except (ImportError, OSError) as exc:
+        return Check("FluidSynth", False, f"pyfluidsynth cannot load libfluidsynth ({exc})", f"{APT} libfluidsynth3")
+    return Check("FluidSynth", True, f"pyfluidsynth {_version('pyfluidsynth')} with libfluidsynth")
+
+
+def check_soundfont(config: CovermillConfig) -> Check:
+    path = config.render.soundfont
+    if not path.is_file():
+        return Check("soundfont", False, f"{path} not found", f"{APT} fluid-soundfont-gm, or set render.soundfont in config.yaml")
+    return Check("soundfont", True, f"{path} ({path.stat().st_size / 1e6:.0f} MB)")
+
+
+def check_imagemagick(config: CovermillConfig) -> Check:
+    try:
+        from wand.version import MAGICK_VERSION
+    except ImportError as exc:
+        return Check("ImageMagick (Wand)", False, f"Wand cannot load MagickWand ({exc})", f"{APT} libmagickwand-dev")
+    return Check("ImageMagick (Wand)", True, MAGICK_VERSION)
+
+
+def check_fonts(config: CovermillConfig) -> Check:
+    from covermill.tasks.thumbnail import font_for
+
+    latin, japanese = font_for("Piano"), font_for("ピアノ")
+    if not latin or not japanese:
+        return Check("fonts", False, f"Latin: {latin or 'none'}, CJK: {japanese or 'none'}", f"{APT} fonts-dejavu-core fonts-noto-cjk")
+    return Check("fonts", True, f"Latin: {latin}; CJK: {japanese}")
+
+
+def check_essentia(config: CovermillConfig) -> Check:
+    try:
+        import essentia.standard as es
+
+        for name in ("HPCP", "ChromaCrossSimilarity", "CoverSongSimilarity"):
+            getattr(es, name)
+    except (ImportError, AttributeError) as exc:
+        return Check("essentia", False, f"essentia unusable ({exc})", "pip install essentia (in the venv; `make install`)")
+    return Check("essentia", True, f"essentia {_version('essentia')}")
+
+
+def _generator_check(name: str) -> Callable[[CovermillConfig], Check]:
+    def check(config: CovermillConfig) -> Check:
+        module_name = f"covermill.models.{name.replace('-', '_')}"
+        try:
+            module = importlib.import_module(module_name)
+            weights = module.weights_path()
+        except Exception as exc:  # any failure here means the generator cannot run
+            return Check(f"generator {name}", False, f"cannot load ({exc})", REINSTALL)
+        if not weights.exists():
+            return Check(f"generator {name}", False, f"weights missing at {weights}", REINSTALL)
+        active = "enabled" if name in config.generate.generators else "installed, not enabled in config"
+        return Check(f"generator {name}", True, f"{weights.name} ({active})")
+
+    return check
+
+
+def check_torch(config: CovermillConfig) -> Check:
+    try:
+        import torch
+    except ImportError as exc:
+        return Check("torch", False, str(exc), "pip install torch==2.13.0 (the pinned CPU build; `make install`)")
+    cuda = f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() else "no GPU: CPU"
+    return Check("torch", True, f"torch {torch.__version__}; {cuda}")
+
+
+def check_prefect(config: CovermillConfig) -> Check:
+    from prefect.settings import PREFECT_API_URL
+
+    pins = {"prefect": _version("prefect"), "fastapi": _version("fastapi"), "sqlalchemy": _version("sqlalchemy")}
+    major_minor = lambda v: tuple(int(p) for p in v.split(".")[:2])  # noqa: E731
+    bad = []
+    if major_minor(pins["fastapi"]) >= (0, 151):
+        bad.append("fastapi >= 0.151 breaks prefect's server")
+    if major_minor(pins["sqlalchemy"]) >= (2, 1):
+        bad.append("SQLAlchemy 2.1 breaks prefect's scheduler")
+    versions = ", ".join(f"{k} {v}" for k, v in pins.items())
+    server = PREFECT_API_URL.value() or "none configured: each run starts a temporary local server"
+    if bad:
+        return Check("Prefect", False, f"{versions}: {'; '.join(bad)}", 'pip install "fastapi<0.151" "sqlalchemy[asyncio]<2.1"')
+    return Check("Prefect", True, f"{versions}; server: {server}")
+
+
+CHECKS: list[Callable[[CovermillConfig], Check]] = [
+    check_ffmpeg,
+    check_fluidsynth,
+    check_soundfont,
+    check_imagemagick,
+    check_fonts,
+    check_essentia,
+    _generator_check("basic-pitch"),
+    _generator_check("transkun"),
+    check_torch,
+    check_prefect,
+]
+
+
+def run_checks(config: CovermillConfig) -> list[Check]:
+    return [check(config) for check in CHECKS]

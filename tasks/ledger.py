@@ -1,0 +1,125 @@
+"""The ledger: one SQLite file in the work folder recording every song, stage, candidate and pick.
+
+It is what makes re-runs cheap and safe: a stage marked done (with its outputs on disk) is
+skipped, a run that dies half way resumes from the last finished stage, and (with the upload
+stage) a song is never published twice. Records are stored as JSON so the schema stays small.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from covermill.tasks.records import Candidate, Ranking, Song
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS songs (
+    id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL, data TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stages (
+    song_id TEXT NOT NULL, stage TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL, PRIMARY KEY (song_id, stage)
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    song_id TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (song_id, id)
+);
+CREATE TABLE IF NOT EXISTS rankings (
+    song_id TEXT PRIMARY KEY, pick TEXT, data TEXT NOT NULL, updated REAL NOT NULL
+);
+"""
+
+DONE, FAILED, RUNNING = "done", "failed", "running"
+
+
+class Ledger:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # One short connection per call: safe across Prefect's worker threads and processes.
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def record_song(self, song: Song) -> None:
+        now = time.time()
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO songs (id, source, title, data, created, updated) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET source=excluded.source, title=excluded.title, "
+                "data=excluded.data, updated=excluded.updated",
+                (song.id, song.source, song.title, song.model_dump_json(), now, now),
+            )
+
+    def song(self, song_id: str) -> Song | None:
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM songs WHERE id = ?", (song_id,)).fetchone()
+        return Song.model_validate_json(row[0]) if row else None
+
+    def songs(self) -> list[Song]:
+        with self._connect() as db:
+            rows = db.execute("SELECT data FROM songs ORDER BY created").fetchall()
+        return [Song.model_validate_json(r[0]) for r in rows]
+
+    def mark(self, song_id: str, stage: str, state: str, detail: str = "") -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO stages (song_id, stage, state, detail, updated) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(song_id, stage) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
+                "updated=excluded.updated",
+                (song_id, stage, state, detail, time.time()),
+            )
+
+    def stage(self, song_id: str, stage: str) -> tuple[str, str] | None:
+        """(state, detail) of one stage of one song, or None when it never started."""
+        with self._connect() as db:
+            row = db.execute("SELECT state, detail FROM stages WHERE song_id = ? AND stage = ?", (song_id, stage)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def stages(self, song_id: str) -> dict[str, str]:
+        with self._connect() as db:
+            rows = db.execute("SELECT stage, state FROM stages WHERE song_id = ?", (song_id,)).fetchall()
+        return dict(rows)
+
+    def is_done(self, song_id: str, stage: str) -> bool:
+        found = self.stage(song_id, stage)
+        return found is not None and found[0] == DONE
+
+    def record_candidates(self, song_id: str, candidates: list[Candidate]) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM candidates WHERE song_id = ?", (song_id,))
+            db.executemany(
+                "INSERT INTO candidates (song_id, id, data) VALUES (?, ?, ?)",
+                [(song_id, c.id, c.model_dump_json()) for c in candidates],
+            )
+
+    def candidates(self, song_id: str) -> list[Candidate]:
+        with self._connect() as db:
+            rows = db.execute("SELECT data FROM candidates WHERE song_id = ? ORDER BY id", (song_id,)).fetchall()
+        return [Candidate.model_validate_json(r[0]) for r in rows]
+
+    def record_ranking(self, song_id: str, ranking: Ranking) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO rankings (song_id, pick, data, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(song_id) DO UPDATE SET pick=excluded.pick, data=excluded.data, updated=excluded.updated",
+                (song_id, ranking.pick, ranking.model_dump_json(), time.time()),
+            )
+
+    def ranking(self, song_id: str) -> Ranking | None:
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM rankings WHERE song_id = ?", (song_id,)).fetchone()
+        return Ranking.model_validate_json(row[0]) if row else None
+
