@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # inf (a candidate that aligns nowhere) must survive JSON: written as the string "Infinity".
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
 
 
 class Song(Record):
