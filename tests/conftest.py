@@ -55,3 +55,12 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 def reference_midis() -> dict[str, Path]:
     """name -> the full MIDI score of the recording each clip was cut from."""
     return {name: MUSIC_DIR / f"{recording}.mid" for name, (recording, _) in CLIPS.items()}
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A temporary Prefect server for the whole session (~8 s to start), for tests that run flows."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
