@@ -7,7 +7,7 @@ re-run skips them and a run killed half way resumes where it stopped.
 
 from __future__ import annotations
 
-import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from prefect import flow, get_run_logger
 
 from covermill.flows.config import CovermillConfig
-from covermill.tasks.atomic import atomic_output, write_json
+from covermill.tasks.atomic import write_json
 from covermill.tasks.download import download
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.generate import generate_candidates
@@ -24,7 +24,7 @@ from covermill.tasks.ledger import DONE, FAILED, RUNNING, Ledger
 from covermill.tasks.metadata import render_metadata
 from covermill.tasks.rank import rank
 from covermill.tasks.records import Candidate, Publication, Ranking, Song
-from covermill.tasks.render import render_candidates, render_winner
+from covermill.tasks.render import render_candidates, render_winner_task
 from covermill.tasks.thumbnail import make_thumbnail_task
 from covermill.tasks.video import make_video_task
 
@@ -32,28 +32,34 @@ T = TypeVar("T")
 
 
 class SongRun:
-    """The ledger's view of one song during a run: skip what is done, record what finishes."""
+    """The ledger's view of one song during a run: skip what is done, record what finishes.
+
+    Once a stage really runs, every later stage runs too: its inputs may have changed.
+    """
 
     def __init__(self, ledger: Ledger, song: Song):
         self.ledger = ledger
         self.song = song
         self.logger = get_run_logger()
+        self.upstream_changed = False
 
     def stage(self, name: str, finished: Callable[[], T | None], run: Callable[[], T], record: Callable[[T], None] = lambda _: None) -> T:
         """Reuse the stage's result when the ledger says done and `finished()` finds its outputs."""
-        if self.ledger.is_done(self.song.id, name):
+        if not self.upstream_changed and self.ledger.is_done(self.song.id, name):
             previous = finished()
             if previous is not None:
                 self.logger.info("%s: already done, skipped", name)
                 return previous
+        self.upstream_changed = True
         self.ledger.mark(self.song.id, name, RUNNING)
+        started = time.perf_counter()
         try:
             result = run()
         except Exception as exc:
             self.ledger.mark(self.song.id, name, FAILED, str(exc))
             raise
         record(result)
-        self.ledger.mark(self.song.id, name, DONE)
+        self.ledger.mark(self.song.id, name, DONE, seconds=time.perf_counter() - started)
         return result
 
 
@@ -71,12 +77,6 @@ def _existing(path: Path) -> Path | None:
     return path if path.exists() else None
 
 
-def _install_winner(folder: SongFolder, winner: Candidate) -> Path:
-    with atomic_output(folder.winner_midi) as tmp:
-        shutil.copyfile(winner.midi, tmp)
-    return folder.winner_midi
-
-
 @flow(name="cover_song", log_prints=True)
 def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> dict[str, Any]:
     """Make, rank and publish a piano cover of one song (a local audio file or an http(s) URL)."""
@@ -85,9 +85,10 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     ledger = Ledger(ledger_path(out))
     logger = get_run_logger()
 
+    started = time.perf_counter()
     song = download(source, out, config.download)
     ledger.record_song(song)
-    ledger.mark(song.id, "download", DONE)
+    ledger.mark(song.id, "download", DONE, seconds=time.perf_counter() - started)
     folder = SongFolder(out, song.id)
     run = SongRun(ledger, song)
 
@@ -114,19 +115,11 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     winner = next(c for c in candidates if c.id == ranking.pick)
     score = next(s for s in ranking.scores if s.candidate_id == winner.id)
 
-    def winner_is_current() -> Path | None:
-        made = ledger.stage(song.id, "winner")
-        return folder.winner_audio if made and made[1] == winner.id and folder.winner_audio.exists() and folder.winner_midi.exists() else None
-
-    def make_winner() -> Path:
-        _install_winner(folder, winner)
-        folder.video.unlink(missing_ok=True)  # a new winner needs a new video
-        return render_winner(folder.winner_midi, folder.winner_audio, config.render)
-
-    if winner_is_current() is None:
-        ledger.mark(song.id, "winner", RUNNING)
-        make_winner()
-        ledger.mark(song.id, "winner", DONE, winner.id)
+    run.stage(
+        "winner",
+        lambda: folder.winner_audio if folder.winner_audio.exists() and folder.winner_midi.exists() else None,
+        lambda: render_winner_task(song, winner, out, config.render),
+    )
     logger.info("winner: %s (Qmax %.3f, combined %.3f)", winner.id, score.qmax, score.combined)
 
     thumbnail = run.stage("thumbnail", lambda: _existing(folder.thumbnail), lambda: make_thumbnail_task(song, out, config.thumbnail))

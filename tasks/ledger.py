@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS songs (
 );
 CREATE TABLE IF NOT EXISTS stages (
     song_id TEXT NOT NULL, stage TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
-    updated REAL NOT NULL, PRIMARY KEY (song_id, stage)
+    seconds REAL, updated REAL NOT NULL, PRIMARY KEY (song_id, stage)
 );
 CREATE TABLE IF NOT EXISTS candidates (
     song_id TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (song_id, id)
@@ -73,13 +73,14 @@ class Ledger:
             rows = db.execute("SELECT data FROM songs ORDER BY created").fetchall()
         return [Song.model_validate_json(r[0]) for r in rows]
 
-    def mark(self, song_id: str, stage: str, state: str, detail: str = "") -> None:
+    def mark(self, song_id: str, stage: str, state: str, detail: str = "", seconds: float | None = None) -> None:
+        """Set a stage's state; `seconds` is the wall time it took (kept for the bench and the gallery)."""
         with self._connect() as db:
             db.execute(
-                "INSERT INTO stages (song_id, stage, state, detail, updated) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO stages (song_id, stage, state, detail, seconds, updated) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(song_id, stage) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
-                "updated=excluded.updated",
-                (song_id, stage, state, detail, time.time()),
+                "seconds=excluded.seconds, updated=excluded.updated",
+                (song_id, stage, state, detail, seconds, time.time()),
             )
 
     def stage(self, song_id: str, stage: str) -> tuple[str, str] | None:
@@ -91,6 +92,15 @@ class Ledger:
     def stages(self, song_id: str) -> dict[str, str]:
         with self._connect() as db:
             rows = db.execute("SELECT stage, state FROM stages WHERE song_id = ?", (song_id,)).fetchall()
+        return dict(rows)
+
+    def stage_seconds(self, song_id: str) -> dict[str, float]:
+        """Wall seconds of each finished stage of one song, in the order they finished."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT stage, seconds FROM stages WHERE song_id = ? AND state = ? AND seconds IS NOT NULL ORDER BY updated",
+                (song_id, DONE),
+            ).fetchall()
         return dict(rows)
 
     def is_done(self, song_id: str, stage: str) -> bool:
