@@ -1,0 +1,209 @@
+"""Rank a song's rendered candidates so that nobody has to listen to the bad ones.
+
+Each candidate gets its Qmax against the original (tasks/qmax.py, lower is closer) and its
+defects (tasks/defects.py). A candidate with a disqualifying defect is rejected with a reason a
+person can read; the others are ordered by
+
+    combined = qmax * (1 + run_weight * longest_run_share
+                         + repeat_weight * repeat_share
+                         + entropy_weight * max(0, 1 - pitch_class_entropy / entropy_reference)
+                         + silence_weight * silent_share)
+
+lower is better. Each penalty term lies in [0, weight], so the defects can at most multiply Qmax
+by (1 + sum of weights): they break near-ties between similar candidates without overruling
+a clearly closer cover. Rejected candidates sort after the accepted ones; ties go by candidate id.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.exceptions import MissingContextError
+from pydantic import Field
+
+from covermill.tasks.atomic import write_json
+from covermill.tasks.audio import read_mono
+from covermill.tasks.defects import REPEAT_WINDOW_SECONDS, measure_defects, note_name
+from covermill.tasks.layout import SongFolder
+from covermill.tasks.midi import read_midi
+from covermill.tasks.qmax import PROTOCOL, OriginalChroma
+from covermill.tasks.records import Candidate, Ranking, Score, Song
+from covermill.tasks.settings import Settings
+from covermill.tasks.stage import stage
+
+log = logging.getLogger("covermill.rank")
+
+
+class RankSettings(Settings):
+    max_frames: int = Field(
+        1000, ge=50,
+        description="chroma frames the original is pooled down to (the same factor pools every candidate): "
+                    "1000 keeps a 10-minute song near 200 MB and a 4-minute song under 1 s of alignment per candidate",
+    )
+    # hard rejects
+    min_notes: int = Field(16, ge=0, description="reject a candidate with fewer notes than this")
+    max_run_share: float = Field(0.3, gt=0.0, le=1.0, description="reject when one pitch is re-struck without pause over more than this share of the song (note banging)")
+    max_repeat_share: float = Field(0.95, gt=0.0, le=1.0, description="reject when more than this share of notes repeat a pitch struck within the last 0.5 s")
+    min_pitch_class_entropy: float = Field(1.0, ge=0.0, le=math.log2(12), description="reject below this many bits of duration-weighted pitch-class entropy (0 = one pitch class)")
+    max_silent_share: float = Field(0.8, gt=0.0, le=1.0, description="reject when no note sounds for more than this share of the song")
+    max_notes_per_second: float = Field(40.0, gt=0.0, description="reject denser candidates: no pianist plays that, it renders as noise")
+    # combined score: combined = qmax * (1 + the weighted penalties below)
+    run_weight: float = Field(2.0, ge=0.0, description="penalty weight of longest_run_share (0..1)")
+    repeat_weight: float = Field(0.25, ge=0.0, description="penalty weight of repeat_share (0..1); real music repeats pitches too, so keep it small")
+    entropy_weight: float = Field(1.0, ge=0.0, description="penalty weight of max(0, 1 - pitch_class_entropy / entropy_reference)")
+    entropy_reference: float = Field(2.0, gt=0.0, le=math.log2(12), description="pitch-class entropy in bits at and above which no entropy penalty applies")
+    silence_weight: float = Field(0.5, ge=0.0, description="penalty weight of silent_share (0..1)")
+
+
+def reject_reasons(defects: dict[str, float], qmax: float, settings: RankSettings) -> list[str]:
+    """Why a candidate cannot be published, as phrases a person understands; empty when it can."""
+    reasons = []
+    notes = int(defects["notes"])
+    if notes == 0:
+        return ["it has no notes at all"]
+    if notes < settings.min_notes:
+        reasons.append(f"only {notes} notes (at least {settings.min_notes} needed)")
+    if defects["longest_run_share"] > settings.max_run_share:
+        reasons.append(
+            f"one note struck {int(defects['longest_run'])} times in a row "
+            f"({note_name(int(defects['longest_run_pitch']))}, {defects['longest_run_share']:.0%} of the song)"
+        )
+    if defects["repeat_share"] > settings.max_repeat_share:
+        reasons.append(f"{defects['repeat_share']:.0%} of its notes repeat a pitch struck less than {REPEAT_WINDOW_SECONDS:g} s before")
+    if defects["pitch_class_entropy"] < settings.min_pitch_class_entropy:
+        reasons.append(
+            f"hardly any harmony ({defects['pitch_class_entropy']:.1f} bits of pitch-class variety, "
+            f"at least {settings.min_pitch_class_entropy:.1f} needed)"
+        )
+    if defects["silent_share"] > settings.max_silent_share:
+        reasons.append(f"silent for {defects['silent_share']:.0%} of the song")
+    if defects["notes_per_second"] > settings.max_notes_per_second:
+        reasons.append(f"{defects['notes_per_second']:.0f} notes a second (at most {settings.max_notes_per_second:g} playable)")
+    if math.isinf(qmax):
+        reasons.append("nothing in it lines up with the original (Qmax is infinite)")
+    return reasons
+
+
+def combined_score(qmax: float, defects: dict[str, float], settings: RankSettings) -> float:
+    """Qmax scaled up by the weighted defect penalties (see the module docstring); lower is better."""
+    if math.isinf(qmax) or math.isnan(qmax):
+        return math.inf
+    entropy_deficit = max(0.0, 1.0 - defects["pitch_class_entropy"] / settings.entropy_reference)
+    penalty = (
+        settings.run_weight * defects["longest_run_share"]
+        + settings.repeat_weight * defects["repeat_share"]
+        + settings.entropy_weight * entropy_deficit
+        + settings.silence_weight * defects["silent_share"]
+    )
+    return qmax * (1.0 + penalty)
+
+
+def _order(score: Score) -> tuple[bool, float, str]:
+    return (score.rejected, score.combined, score.candidate_id)
+
+
+def rank_candidates(original_audio: Path, candidates: list[Candidate], audio: dict[str, Path], settings: RankSettings) -> Ranking:
+    """Score every candidate against the original; best first, rejected last, pick the best accepted."""
+    missing = [c.id for c in candidates if c.id not in audio]
+    if missing:
+        raise ValueError(f"no rendered audio for candidates {missing}")
+    samples = read_mono(Path(original_audio), PROTOCOL.sample_rate)
+    duration = len(samples) / PROTOCOL.sample_rate
+    original = OriginalChroma(samples, settings.max_frames)
+    del samples  # 100 MB for a 10-minute song; the chromagram is all that is needed from here
+    log.debug("original: %d chroma frames pooled by %d", original.native_frames, original.factor)
+    scores = []
+    for candidate in candidates:
+        result = original.compare_file(audio[candidate.id])
+        defects = measure_defects(read_midi(candidate.midi), duration)
+        reasons = reject_reasons(defects, result.qmax, settings)
+        scores.append(Score(
+            candidate_id=candidate.id,
+            qmax=result.qmax,
+            aligned_share=result.aligned_share,
+            frames=result.frames,
+            defects=defects,
+            combined=combined_score(result.qmax, defects, settings),
+            reject_reason="; ".join(reasons) if reasons else None,
+        ))
+    scores.sort(key=_order)
+    pick = next((s.candidate_id for s in scores if not s.rejected), None)
+    return Ranking(scores=scores, pick=pick)
+
+
+def write_ranking(path: Path, ranking: Ranking) -> Path:
+    """ranking.json, atomically; an infinite Qmax is written as Infinity, which Python's json reads back."""
+    # python mode keeps inf a float (JSON mode would turn it into null, which does not read back)
+    return write_json(Path(path), ranking.model_dump())
+
+
+def _number(value: float, digits: int = 4) -> float | str:
+    return "inf" if math.isinf(value) else round(float(value), digits)
+
+
+def ranking_table(ranking: Ranking, candidates: list[Candidate]) -> list[dict[str, Any]]:
+    """One row per candidate in ranking order, for a Prefect table artifact."""
+    by_id = {c.id: c for c in candidates}
+    rows = []
+    for place, score in enumerate(ranking.scores, start=1):
+        candidate = by_id.get(score.candidate_id)
+        if score.candidate_id == ranking.pick:
+            verdict = "pick"
+        elif score.rejected:
+            verdict = f"rejected: {score.reject_reason}"
+        else:
+            verdict = "ok"
+        rows.append({
+            "rank": place,
+            "candidate": score.candidate_id,
+            "generator": candidate.generator if candidate else "",
+            "style": candidate.style if candidate else "",
+            "seed": candidate.seed if candidate and candidate.seed is not None else "",
+            "qmax": _number(score.qmax),
+            "aligned": f"{score.aligned_share:.0%}",
+            "combined": _number(score.combined),
+            "notes": int(score.defects.get("notes", 0)),
+            "longest run": int(score.defects.get("longest_run", 0)),
+            "verdict": verdict,
+        })
+    return rows
+
+
+def artifact_key(song_id: str) -> str:
+    """Prefect artifact keys allow only lowercase letters, digits and dashes."""
+    return "ranking-" + (re.sub(r"[^a-z0-9-]+", "-", song_id.lower()).strip("-") or "song")
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
+
+@stage("rank")
+def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_dir: Path, settings: RankSettings) -> Ranking:
+    """Rank the song's candidates, write ranking.json and publish the table as a Prefect artifact."""
+    ranking = rank_candidates(song.audio, candidates, audio, settings)
+    write_ranking(SongFolder(out_dir, song.id).ranking, ranking)
+    accepted = sum(not s.rejected for s in ranking.scores)
+    create_table_artifact(
+        key=artifact_key(song.id),
+        table=ranking_table(ranking, candidates),
+        description=f"Candidates of {song.title!r}, best first: Qmax against the original (lower is closer), "
+                    f"combined with defect penalties; {accepted} of {len(ranking.scores)} accepted.",
+    )
+    logger = _logger()
+    if ranking.pick is None:
+        logger.warning("rank: all %d candidates rejected", len(ranking.scores))
+    else:
+        best = ranking.scores[0]
+        logger.info("rank: picked %s (Qmax %.3f, combined %.3f), %d of %d accepted",
+                    ranking.pick, best.qmax, best.combined, accepted, len(ranking.scores))
+    return ranking
