@@ -1,0 +1,118 @@
+"""Metadata stage: the video's title and description, rendered from Jinja templates a user may replace.
+
+Templates are plain text (no HTML escaping) and strict: a misspelt name is an error naming the
+template file and line, not a silently empty string. Whatever a template produces, the result is
+made to fit YouTube's rules afterwards (title <= 100 characters, description <= 5000 bytes, no
+angle brackets anywhere), so a user's template cannot break an upload.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from covermill.tasks.errors import CovermillError
+from covermill.tasks.records import Candidate, Score, Song
+from covermill.tasks.settings import Settings
+
+TITLE_MAX_CHARS = 100
+DESCRIPTION_MAX_BYTES = 5000
+ELLIPSIS = "\u2026"
+# YouTube rejects '<' and '>'; the single guillemets keep things like "A -> B" readable.
+ANGLE_BRACKETS = str.maketrans({"<": "\u2039", ">": "\u203a"})
+
+
+class MetadataSettings(Settings):
+    title_template: str = "title.j2"
+    description_template: str = "description.j2"
+    templates_dir: Path | None = None  # a folder whose templates take precedence over covermill's own
+
+
+def _environment(settings: MetadataSettings) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if settings.templates_dir is not None:
+        if not Path(settings.templates_dir).is_dir():
+            raise CovermillError(f"{settings.templates_dir}: the templates folder does not exist; fix metadata.templates_dir in config.yaml.")
+        loaders.append(jinja2.FileSystemLoader(str(Path(settings.templates_dir).absolute())))
+    loaders.append(jinja2.PackageLoader("covermill.templates", "."))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=False,  # plain text: "Tom & Jerry" must stay as typed
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
+
+
+def _template_line(error: BaseException, filename: str | None) -> int | None:
+    """The template line a render-time error came from: Jinja maps its frames back to the file."""
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if filename and frame.filename == filename]
+    return lines[-1] if lines else None
+
+
+def _render(env: jinja2.Environment, name: str, context: dict[str, Any], setting: str) -> str:
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateSyntaxError as error:
+        raise CovermillError(f"{error.filename or name}, line {error.lineno}: template syntax error ({_first_line(error)}); fix the template.") from None
+    except jinja2.TemplateNotFound:
+        raise CovermillError(f"{name}: no such template in metadata.templates_dir or covermill's own templates; fix metadata.{setting} in config.yaml.") from None
+    try:
+        return template.render(**context)
+    except Exception as error:  # anything a user's template can do wrong while rendering
+        line = _template_line(error, template.filename)
+        where = f"{template.filename or name}, line {line}" if line else (template.filename or name)
+        raise CovermillError(f"{where}: the template failed ({_first_line(error)}); fix the template.") from None
+
+
+def _source_url(song: Song) -> str:
+    """The source when it is a web address; a local path is private and never goes into a description."""
+    return song.source if re.match(r"https?://", song.source, re.IGNORECASE) else ""
+
+
+def fit_title(text: str, limit: int = TITLE_MAX_CHARS) -> str:
+    """One line without angle brackets, at most `limit` characters, cut at a word with an ellipsis."""
+    text = " ".join(text.split()).translate(ANGLE_BRACKETS)
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(ELLIPSIS)]
+    space = head.rfind(" ")
+    if space >= limit * 0.6:  # a word boundary, unless it throws away too much
+        head = head[:space]
+    return head.rstrip(" -\u2013\u2014,;:(/") + ELLIPSIS
+
+
+def fit_description(text: str, limit: int = DESCRIPTION_MAX_BYTES) -> str:
+    """Tidy lines without angle brackets, at most `limit` UTF-8 bytes, cut at a line or word with an ellipsis."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip().translate(ANGLE_BRACKETS)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    budget = limit - len(ELLIPSIS.encode("utf-8"))
+    head = encoded[:budget].decode("utf-8", "ignore")  # never split a character
+    for boundary in ("\n", " "):
+        cut = head.rfind(boundary)
+        if cut >= len(head) * 0.8:
+            head = head[:cut]
+            break
+    return head.rstrip() + ELLIPSIS
+
+
+def render_metadata(song: Song, candidate: Candidate, score: Score | None, settings: MetadataSettings | None = None) -> tuple[str, str]:
+    """(title, description) for the video of `candidate`, from the templates, fitted to YouTube's rules."""
+    settings = settings or MetadataSettings()
+    env = _environment(settings)
+    context = {"song": song, "candidate": candidate, "score": score, "source_url": _source_url(song)}
+    title = _render(env, settings.title_template, context, "title_template")
+    description = _render(env, settings.description_template, context, "description_template")
+    return fit_title(title), fit_description(description)
