@@ -29,13 +29,23 @@ class _HideFailures(logging.Filter):
         return record.levelno < logging.ERROR
 
 
+class _CurrentStdout:
+    """Whatever sys.stdout is when a record is written (tests swap it; a stale one may be closed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def route_prefect_console(debug: bool) -> None:
     """Prefect's run log is progress: send it to stdout, and keep its failure records for --debug."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
-            handler.setStream(sys.stdout)
+            handler.setStream(_CurrentStdout())
             handler.console.file = None  # rich then follows whatever sys.stdout is at print time
             for old in [f for f in handler.filters if isinstance(f, _HideFailures)]:
                 handler.removeFilter(old)

@@ -502,10 +502,8 @@ def make_thumbnail(song: Song, target: Path, settings: ThumbnailSettings | None 
 
 
 def make_song_thumbnail(song: Song, out_dir: Path, settings: ThumbnailSettings) -> Path:
-    target = SongFolder(out_dir, song.id).thumbnail
-    if target.exists():
-        return target
-    return make_thumbnail(song, target, settings)
+    """The song's thumbnail; whether an existing one is stale is the ledger's call."""
+    return make_thumbnail(song, SongFolder(out_dir, song.id).thumbnail, settings)
 
 
 make_thumbnail_task = stage("thumbnail")(make_song_thumbnail)

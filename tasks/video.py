@@ -106,9 +106,8 @@ def make_video(image: Path, audio: Path, target: Path, settings: VideoSettings |
 
 
 def make_song_video(song: Song, out_dir: Path, settings: VideoSettings) -> Path:
+    """The song's video from its thumbnail and winner; whether it is stale is the ledger's call."""
     folder = SongFolder(out_dir, song.id)
-    if folder.video.exists():
-        return folder.video
     return make_video(folder.thumbnail, folder.winner_audio, folder.video, settings)
 
 
