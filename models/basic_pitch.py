@@ -1,0 +1,133 @@
+"""basic-pitch (Spotify's instrument-agnostic transcriber) through its bundled ONNX model.
+
+basic-pitch is installed without TensorFlow, so its ONNX export (`nmp.onnx`, shipped in the wheel)
+is the model, run with onnxruntime on the CPU. Its own public API does the windowing
+(`run_inference`) and the note decoding (`note_creation.model_output_to_notes`); `predict` is not
+used because it prints to stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+from covermill.models.notes import Note, sort_notes
+
+NAME = "basic-pitch"
+
+
+@dataclass(frozen=True)
+class BasicPitchOptions:
+    """The knobs of basic-pitch's own CLI, with its defaults."""
+
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.3
+    minimum_note_length_ms: float = 127.70
+    minimum_frequency: float | None = None  # Hz; None keeps every pitch the model knows (A0..C8)
+    maximum_frequency: float | None = None
+    melodia_trick: bool = True
+    threads: int = 0  # onnxruntime intra-op threads; 0 = every core this process may use
+
+    def __post_init__(self) -> None:
+        for name in ("onset_threshold", "frame_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"basic-pitch option {name} must lie between 0 and 1, got {value}")
+        if self.minimum_note_length_ms <= 0:
+            raise ValueError(f"basic-pitch option minimum_note_length_ms must be positive, got {self.minimum_note_length_ms}")
+        if self.threads < 0:
+            raise ValueError(f"basic-pitch option threads must be 0 (all cores) or more, got {self.threads}")
+
+
+def parse_options(options: dict[str, Any] | None) -> BasicPitchOptions:
+    """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
+    options = dict(options or {})
+    known = sorted(f.name for f in fields(BasicPitchOptions))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown basic-pitch option(s) {', '.join(unknown)}; known options: {', '.join(known)}")
+    return BasicPitchOptions(**options)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def _quiet_import() -> Iterator[None]:
+    # basic_pitch warns on import about every backend it could not find (TensorFlow, CoreML,
+    # TFLite) and resampy about pkg_resources: noise that suggests installing what must not be.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+class BasicPitchGenerator:
+    name = NAME
+
+    def __init__(self, options: BasicPitchOptions):
+        import onnxruntime
+
+        with _quiet_import():
+            import basic_pitch
+            from basic_pitch import constants, inference, note_creation
+
+        self.options = options
+        self._inference = inference
+        self._note_creation = note_creation
+        self._frames_per_second = constants.AUDIO_SAMPLE_RATE / constants.FFT_HOP
+        self.model_path = Path(basic_pitch.ICASSP_2022_MODEL_PATH).parent / "nmp.onnx"
+        self.model = inference.Model(self.model_path)
+        if self.model.model_type != inference.Model.MODEL_TYPES.ONNX:
+            raise RuntimeError(f"basic-pitch loaded {self.model_path} as {self.model.model_type}, expected ONNX")
+        # Model() opens the session with onnxruntime's defaults; reopen it with an explicit thread
+        # count so a small machine is not oversubscribed by inter-op threads.
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = options.threads or usable_cores()
+        session_options.inter_op_num_threads = 1
+        self.model.model = onnxruntime.InferenceSession(
+            str(self.model_path), sess_options=session_options, providers=["CPUExecutionProvider"]
+        )
+
+    def transcribe(self, audio_path: Path) -> list[Note]:
+        import numpy as np
+
+        o = self.options
+        output = self._inference.run_inference(Path(audio_path), self.model)
+        # Silence makes basic-pitch rescale by a zero maximum (0/0); it then finds no notes, rightly.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            _, events = self._note_creation.model_output_to_notes(
+                output,
+                onset_thresh=o.onset_threshold,
+                frame_thresh=o.frame_threshold,
+                min_note_len=int(round(o.minimum_note_length_ms / 1000 * self._frames_per_second)),
+                min_freq=o.minimum_frequency,
+                max_freq=o.maximum_frequency,
+                melodia_trick=o.melodia_trick,
+            )
+        notes = [
+            Note(float(start), float(end), int(pitch), min(127, max(1, int(round(127 * float(amplitude))))))
+            for start, end, pitch, amplitude, _bends in events
+            if end > start
+        ]
+        return sort_notes(notes)
+
+    def __repr__(self) -> str:
+        return f"BasicPitchGenerator({asdict(self.options)})"
+
+
+def load(options: dict[str, Any] | None = None) -> BasicPitchGenerator:
+    return BasicPitchGenerator(parse_options(options))

@@ -1,0 +1,164 @@
+"""transkun (a piano transcriber, torch) with the 2.0 weights its wheel ships.
+
+This follows what `transkun/transcribe.py`'s main() does, through the Python API. One wrinkle:
+transkun builds its mel filterbank with torchaudio, which is deliberately not installed (its wheel
+cannot load beside this torch, and transformers imports torchaudio whenever it is present). The
+filterbank is computed here instead and handed to transkun through a stand-in module that exists
+only while the model is constructed.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+import os
+import sys
+import types
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from covermill.models.device import resolve_device
+from covermill.models.notes import Note, sort_notes
+
+NAME = "transkun"
+WEIGHTS = "2.0.pt"
+CONFIG = "2.0.conf"
+
+
+@dataclass(frozen=True)
+class TranskunOptions:
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    threads: int = 0  # torch CPU threads; 0 = every core this process may use
+
+    def __post_init__(self) -> None:
+        if not (self.device in ("auto", "cpu") or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise ValueError(f"transkun option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.threads < 0:
+            raise ValueError(f"transkun option threads must be 0 (all cores) or more, got {self.threads}")
+
+
+def parse_options(options: dict[str, Any] | None) -> TranskunOptions:
+    """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
+    options = dict(options or {})
+    known = sorted(f.name for f in fields(TranskunOptions))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown transkun option(s) {', '.join(unknown)}; known options: {', '.join(known)}")
+    return TranskunOptions(**options)
+
+
+def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int,
+                    norm: str | None = None, mel_scale: str = "htk"):
+    """Triangular mel filterbank, shape (n_freqs, n_mels): torchaudio.functional.melscale_fbanks.
+
+    Only what transkun asks for is implemented (HTK mel scale, unnormalised triangles); it equals
+    librosa.filters.mel(htk=True, norm=None) transposed. Filter m rises linearly from mel point m
+    to m+1 and falls to m+2, the n_mels+2 points spread evenly on the mel scale over f_min..f_max.
+    """
+    import torch
+
+    if norm is not None or mel_scale != "htk":
+        raise NotImplementedError("only the HTK mel scale without normalisation is implemented")
+
+    def hz_to_mel(hz: float) -> float:
+        return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+    bin_freqs = torch.linspace(0, sample_rate // 2, n_freqs)
+    mel_points = torch.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)
+    hz_points = 700.0 * (10.0 ** (mel_points / 2595.0) - 1.0)
+    widths = hz_points[1:] - hz_points[:-1]
+    offsets = hz_points.unsqueeze(0) - bin_freqs.unsqueeze(1)  # (n_freqs, n_mels + 2)
+    rising = -offsets[:, :-2] / widths[:-1]
+    falling = offsets[:, 2:] / widths[1:]
+    return torch.clamp(torch.minimum(rising, falling), min=0.0)
+
+
+@contextmanager
+def torchaudio_stand_in() -> Iterator[None]:
+    """Let `import torchaudio` inside transkun find our filterbank, and nothing else, meanwhile.
+
+    A real torchaudio (should one ever be importable) is left alone; otherwise the stand-in is
+    removed afterwards so no other code in the process mistakes it for the real package.
+    """
+    if "torchaudio" in sys.modules:
+        yield
+        return
+    stand_in = types.ModuleType("torchaudio", "covermill stand-in: only functional.melscale_fbanks, for transkun")
+    stand_in.functional = types.SimpleNamespace(melscale_fbanks=melscale_fbanks)
+    sys.modules["torchaudio"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("torchaudio") is stand_in:
+            del sys.modules["torchaudio"]
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _read_audio(path: Path, rate: int):
+    """float32 samples shaped (samples, channels) at `rate`, as transcribe.py's readAudio gives them."""
+    import soundfile
+
+    samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    if file_rate != rate:
+        import soxr
+
+        samples = soxr.resample(samples, file_rate, rate).astype("float32")
+    return samples
+
+
+def pretrained_file(name: str) -> Path:
+    return Path(str(importlib.resources.files("transkun") / "pretrained" / name))
+
+
+class TranskunGenerator:
+    name = NAME
+
+    def __init__(self, options: TranskunOptions):
+        import moduleconf
+        import torch
+
+        self.options = options
+        self.device = resolve_device(options.device)
+        torch.set_num_threads(options.threads or _usable_cores())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated")  # transkun's CRF module
+            config = moduleconf.parseFromFile(str(pretrained_file(CONFIG)))
+            with torchaudio_stand_in():
+                model = config["Model"].module.TransKun(conf=config["Model"].config)
+        checkpoint = torch.load(pretrained_file(WEIGHTS), map_location=self.device)
+        state = checkpoint["best_state_dict"] if "best_state_dict" in checkpoint else checkpoint["state_dict"]
+        model.load_state_dict(state, strict=False)
+        self.model = model.to(self.device).eval()
+
+    def transcribe(self, audio_path: Path) -> list[Note]:
+        import torch
+
+        samples = _read_audio(Path(audio_path), self.model.fs)
+        with torch.no_grad(), warnings.catch_warnings():
+            # transkun calls torch.utils.checkpoint even at inference; torch then warns on every
+            # segment about training-only concerns.
+            warnings.filterwarnings("ignore", message=r".*use_reentrant parameter should be passed explicitly")
+            warnings.filterwarnings("ignore", message="None of the inputs have requires_grad=True")
+            events = self.model.transcribe(torch.from_numpy(samples).to(self.device), discardSecondHalf=False)
+        # Negative "pitches" are pedal controllers (transkun.Data.writeMidi writes them as CCs);
+        # a Note list has no place for them.
+        notes = [
+            Note(float(e.start), float(e.end), int(e.pitch), min(127, max(1, int(e.velocity))))
+            for e in events
+            if e.pitch > 0 and e.end > e.start
+        ]
+        return sort_notes(notes)
+
+
+def load(options: dict[str, Any] | None = None) -> TranskunGenerator:
+    return TranskunGenerator(parse_options(options))
