@@ -10,7 +10,7 @@ from covermill.models.notes import Note
 from covermill.tasks import arrange as arr
 from covermill.tasks.arrange import (
     ArrangeSettings, FoldParams, HumaniseParams, MelodyBassParams, QuantiseParams, STEPS, SustainParams,
-    ThinParams, arrange, beat_times, onset_groups, polyphony, style_uses_seed,
+    ThinParams, arrange, beat_times, polyphony, style_uses_seed,
 )
 from covermill.tasks.midi import read_midi
 
