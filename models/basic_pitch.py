@@ -9,7 +9,7 @@ used because it prints to stdout.
 from __future__ import annotations
 
 import logging
-import os
+import importlib.util
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -54,13 +54,6 @@ def parse_options(options: dict[str, Any] | None) -> BasicPitchOptions:
     return BasicPitchOptions(**options)
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 @contextmanager
 def _quiet_import() -> Iterator[None]:
     # basic_pitch warns on import about every backend it could not find (TensorFlow, CoreML,
@@ -75,6 +68,15 @@ def _quiet_import() -> Iterator[None]:
         logging.disable(previous)
 
 
+def weights_path() -> Path:
+    """The ONNX model shipped in basic-pitch's wheel, found without importing basic-pitch (whose
+    import logs warnings about the TensorFlow, TFLite and CoreML runtimes it does not need here)."""
+    spec = importlib.util.find_spec("basic_pitch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("basic-pitch is not installed")
+    return Path(spec.submodule_search_locations[0]) / "saved_models" / "icassp_2022" / "nmp.onnx"
+
+
 class BasicPitchGenerator:
     name = NAME
 
@@ -82,14 +84,13 @@ class BasicPitchGenerator:
         import onnxruntime
 
         with _quiet_import():
-            import basic_pitch
             from basic_pitch import constants, inference, note_creation
 
         self.options = options
         self._inference = inference
         self._note_creation = note_creation
         self._frames_per_second = constants.AUDIO_SAMPLE_RATE / constants.FFT_HOP
-        self.model_path = Path(basic_pitch.ICASSP_2022_MODEL_PATH).parent / "nmp.onnx"
+        self.model_path = weights_path()
         self.model = inference.Model(self.model_path)
         if self.model.model_type != inference.Model.MODEL_TYPES.ONNX:
             raise RuntimeError(f"basic-pitch loaded {self.model_path} as {self.model.model_type}, expected ONNX")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def resolve_device(setting: str = "auto") -> str:
     import torch
@@ -11,3 +13,11 @@ def resolve_device(setting: str = "auto") -> str:
     if setting.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {setting!r} was asked for but torch sees no CUDA GPU; use 'auto' or 'cpu'")
     return setting
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

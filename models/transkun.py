@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.resources
 import math
-import os
 import sys
 import types
 import warnings
@@ -97,13 +96,6 @@ def torchaudio_stand_in() -> Iterator[None]:
             del sys.modules["torchaudio"]
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _read_audio(path: Path, rate: int):
     """float32 samples shaped (samples, channels) at `rate`, as transcribe.py's readAudio gives them."""
     import soundfile
@@ -120,6 +112,10 @@ def pretrained_file(name: str) -> Path:
     return Path(str(importlib.resources.files("transkun") / "pretrained" / name))
 
 
+def weights_path() -> Path:
+    return pretrained_file(WEIGHTS)
+
+
 class TranskunGenerator:
     name = NAME
 
@@ -129,7 +125,7 @@ class TranskunGenerator:
 
         self.options = options
         self.device = resolve_device(options.device)
-        torch.set_num_threads(options.threads or _usable_cores())
+        torch.set_num_threads(options.threads or usable_cores())
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated")  # transkun's CRF module
             config = moduleconf.parseFromFile(str(pretrained_file(CONFIG)))
