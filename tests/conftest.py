@@ -43,7 +43,7 @@ def cut_clip(source: Path, start: float, seconds: float, target: Path) -> Path:
 def clips(tmp_path_factory) -> dict[str, Path]:
     """name -> a 25 s OGG clip of a real recording (song_a, song_b and song_c are different songs)."""
     if not (MUSIC_DIR / "music004.ogg").exists():
-        pytest.fail(f"test music missing: install Debian's planetblupi-music-ogg (make test does) or set COVERMILL_TEST_MUSIC")
+        pytest.fail("test music missing: install Debian's planetblupi-music-ogg (make test does) or set COVERMILL_TEST_MUSIC")
     folder = tmp_path_factory.mktemp("clips")
     return {
         name: cut_clip(MUSIC_DIR / f"{recording}.ogg", start, CLIP_SECONDS, folder / f"{name}.ogg")

@@ -197,12 +197,12 @@ def test_percent_escapes_and_entities_are_drawn_literally(title, expanded):
     assert_drawn_literally(title, expanded)
 
 
-def test_the_task_writes_the_song_folder_thumbnail_once(tmp_path):
+def test_the_task_writes_the_song_folder_thumbnail_replacing_a_stale_one(tmp_path):
     settings = ThumbnailSettings()
     made = make_thumbnail_task.fn(song(), tmp_path, settings)
     assert made == SongFolder(tmp_path, song().id).thumbnail and made.exists()
-    made.write_bytes(b"kept")  # a finished thumbnail is not redone
-    assert make_thumbnail_task.fn(song(), tmp_path, settings).read_bytes() == b"kept"
+    made.write_bytes(b"stale")  # the flow's ledger decided it must be made again
+    assert make_thumbnail_task.fn(song(), tmp_path, settings).read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG again
 
 
 def test_a_missing_configured_font_is_one_sentence(tmp_path):

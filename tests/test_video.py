@@ -120,9 +120,9 @@ def test_missing_or_non_audio_inputs_are_one_sentence(song_and_folder, tmp_path)
         make_video(folder.thumbnail, text, tmp_path / "v.mp4")
 
 
-def test_the_task_makes_the_song_folder_video_once(song_and_folder):
+def test_the_task_makes_the_song_folder_video_replacing_a_stale_one(song_and_folder):
     song, out, folder = song_and_folder
     made = make_video_task.fn(song, out, VideoSettings())
     assert made == folder.video and streams(made)[0]["codec_name"] == "h264"
-    made.write_bytes(b"kept")  # a finished video is not redone
-    assert make_video_task.fn(song, out, VideoSettings()).read_bytes() == b"kept"
+    made.write_bytes(b"stale")  # the flow's ledger decided it must be made again
+    assert streams(make_video_task.fn(song, out, VideoSettings()))[0]["codec_name"] == "h264"
