@@ -56,7 +56,8 @@ def explain(error: ValidationError, source: str) -> str:
         known = _known_keys(CovermillConfig, loc)
         hint = f" (known here: {', '.join(known)})" if known else ""
         return f"{source}: unknown setting '{where}'; check its spelling{hint}."
-    return f"{source}: setting '{where}' is invalid: {first.get('msg', 'bad value')}; fix it in the file."
+    message = str(first.get("msg", "bad value")).removeprefix("Value error, ")
+    return f"{source}: setting '{where}' is invalid: {message}; fix it in the file."
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> CovermillConfig:
