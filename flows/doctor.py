@@ -43,7 +43,7 @@ def check_ffmpeg(config: CovermillConfig) -> Check:
 
 def check_fluidsynth(config: CovermillConfig) -> Check:
     try:
-        import fluidsynth  # noqa: F401  (loads libfluidsynth through ctypes)
+        importlib.import_module("fluidsynth")  # loads libfluidsynth through ctypes
     except (ImportError, OSError) as exc:
         return Check("FluidSynth", False, f"pyfluidsynth cannot load libfluidsynth ({exc})", f"{APT} libfluidsynth3")
     return Check("FluidSynth", True, f"pyfluidsynth {_version('pyfluidsynth')} with libfluidsynth")

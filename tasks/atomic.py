@@ -1,9 +1,12 @@
-"""Atomic writes: a stage's output exists whole or not at all, so a re-run can trust it."""
+"""Files: atomic writes (a stage's output exists whole or not at all, so a re-run can trust it)
+and content digests (the same bytes are the same work)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,3 +43,17 @@ def write_json(target: Path, data: Any) -> Path:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_atomic(source: Path, target: Path) -> Path:
+    with atomic_output(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(target)

@@ -6,7 +6,6 @@ content hash), never by its title, so a re-run finds the same folder and skips w
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -15,13 +14,13 @@ from typing import Any
 
 from pydantic import Field
 
-from covermill.tasks.atomic import atomic_output
+from covermill.tasks.atomic import copy_atomic, file_sha256
 from covermill.tasks.audio import decode_to_wav, probe
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder, song_id_for
 from covermill.tasks.records import Song
 from covermill.tasks.settings import Settings
-from covermill.tasks.stage import stage
+from covermill.tasks.stage import stage, stage_logger
 
 AUDIO_SUFFIXES = {".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm", ".mka"}
 
@@ -67,14 +66,6 @@ def expand_sources(sources: list[str]) -> list[str]:
         else:
             expanded.append(source)
     return expanded
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_duration(source: str, duration: float | None, settings: DownloadSettings) -> None:
@@ -188,10 +179,7 @@ def fetch_url(ident: SourceInfo, folder: SongFolder, settings: DownloadSettings)
 
 
 def copy_file(path: Path, folder: SongFolder) -> Path:
-    target = folder.original(path.suffix.lower() or ".audio")
-    with atomic_output(target) as tmp:
-        shutil.copyfile(path, tmp)
-    return target
+    return copy_atomic(path, folder.original(path.suffix.lower() or ".audio"))
 
 
 def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Song:
@@ -221,8 +209,6 @@ def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Son
 
 @stage("download", retries=1)
 def download(source: str, out_dir: Path, settings: DownloadSettings) -> Song:
-    from prefect import get_run_logger
-
     song = download_song(source, out_dir, settings)
-    get_run_logger().info("download: %r by %r, %.1f s -> %s", song.title, song.artist or "unknown", song.duration, song.original)
+    stage_logger("download").info("download: %r by %r, %.1f s -> %s", song.title, song.artist or "unknown", song.duration, song.original)
     return song

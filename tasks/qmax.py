@@ -20,6 +20,8 @@ factor so their Qmax values stay comparable with each other.
 from __future__ import annotations
 
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -179,3 +181,21 @@ class OriginalChroma:
 
     def compare_file(self, cover_audio: Path) -> QmaxResult:
         return self.compare(read_mono(cover_audio, self.protocol.sample_rate))
+
+    def compare_files(self, cover_audio: list[Path], workers: int = 1) -> list[QmaxResult]:
+        """compare_file for each path, in order; spread over `workers` processes when more than one.
+
+        essentia holds the GIL, so threads would not help; each candidate's chroma and alignment are
+        independent, so processes share the work with nothing but paths and small arrays to pass.
+        """
+        if workers <= 1 or len(cover_audio) <= 1:
+            return [self.compare_file(path) for path in cover_audio]
+        # spawn, not fork: the parent runs Prefect's threads, which a forked child must not inherit
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(cover_audio)), mp_context=context) as pool:
+            return list(pool.map(_compare_file, [(self, path) for path in cover_audio]))
+
+
+def _compare_file(job: tuple[OriginalChroma, Path]) -> QmaxResult:
+    original, path = job
+    return original.compare_file(path)

@@ -22,12 +22,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.exceptions import MissingContextError
 from pydantic import Field
 
-from covermill.tasks.atomic import write_json
+from covermill.models.device import usable_cores
+from covermill.tasks.atomic import file_sha256, write_json
 from covermill.tasks.audio import read_mono
 from covermill.tasks.defects import REPEAT_WINDOW_SECONDS, measure_defects, note_name
 from covermill.tasks.layout import SongFolder
@@ -35,12 +34,13 @@ from covermill.tasks.midi import read_midi
 from covermill.tasks.qmax import PROTOCOL, OriginalChroma
 from covermill.tasks.records import Candidate, Ranking, Score, Song
 from covermill.tasks.settings import Settings
-from covermill.tasks.stage import stage
+from covermill.tasks.stage import stage, stage_logger
 
 log = logging.getLogger("covermill.rank")
 
 
 class RankSettings(Settings):
+    workers: int = Field(0, ge=0, description="processes comparing candidates at once; 0 = every usable core")
     max_frames: int = Field(
         1000, ge=50,
         description="chroma frames the original is pooled down to (the same factor pools every candidate): "
@@ -118,9 +118,15 @@ def rank_candidates(original_audio: Path, candidates: list[Candidate], audio: di
     original = OriginalChroma(samples, settings.max_frames)
     del samples  # 100 MB for a 10-minute song; the chromagram is all that is needed from here
     log.debug("original: %d chroma frames pooled by %d", original.native_frames, original.factor)
+    # identical renders (candidates with the same notes) are compared once and score alike
+    digests = [file_sha256(audio[c.id]) for c in candidates]
+    unique: dict[str, Path] = {}
+    for digest, candidate in zip(digests, candidates):
+        unique.setdefault(digest, audio[candidate.id])
+    compared = dict(zip(unique, original.compare_files(list(unique.values()), settings.workers or usable_cores())))
+    results = [compared[digest] for digest in digests]
     scores = []
-    for candidate in candidates:
-        result = original.compare_file(audio[candidate.id])
+    for candidate, result in zip(candidates, results):
         defects = measure_defects(read_midi(candidate.midi), duration)
         reasons = reject_reasons(defects, result.qmax, settings)
         scores.append(Score(
@@ -138,9 +144,9 @@ def rank_candidates(original_audio: Path, candidates: list[Candidate], audio: di
 
 
 def write_ranking(path: Path, ranking: Ranking) -> Path:
-    """ranking.json, atomically; an infinite Qmax is written as Infinity, which Python's json reads back."""
-    # python mode keeps inf a float (JSON mode would turn it into null, which does not read back)
-    return write_json(Path(path), ranking.model_dump())
+    """ranking.json, atomically; an infinite Qmax is written as the string "Infinity" (standard JSON
+    that browsers parse, and that Ranking.model_validate reads back as inf)."""
+    return write_json(Path(path), ranking.model_dump(mode="json"))
 
 
 def _number(value: float, digits: int = 4) -> float | str:
@@ -180,13 +186,6 @@ def artifact_key(song_id: str) -> str:
     return "ranking-" + (re.sub(r"[^a-z0-9-]+", "-", song_id.lower()).strip("-") or "song")
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return log
-
-
 @stage("rank")
 def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_dir: Path, settings: RankSettings) -> Ranking:
     """Rank the song's candidates, write ranking.json and publish the table as a Prefect artifact."""
@@ -199,7 +198,7 @@ def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_di
         description=f"Candidates of {song.title!r}, best first: Qmax against the original (lower is closer), "
                     f"combined with defect penalties; {accepted} of {len(ranking.scores)} accepted.",
     )
-    logger = _logger()
+    logger = stage_logger("rank")
     if ranking.pick is None:
         logger.warning("rank: all %d candidates rejected", len(ranking.scores))
     else:

@@ -10,20 +10,16 @@ peak-safe loudness normalisation makes every candidate equally loud.
 
 from __future__ import annotations
 
-import logging
-import shutil
 import threading
 from ctypes import c_int, c_void_p
 from pathlib import Path
 
 import fluidsynth
 import numpy as np
-from prefect import get_run_logger
-from prefect.exceptions import MissingContextError
 from pydantic import Field
 
 from covermill.models.notes import Note
-from covermill.tasks.atomic import atomic_output
+from covermill.tasks.atomic import copy_atomic, file_sha256
 from covermill.tasks.audio import SAMPLE_RATE, write_audio
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder
@@ -31,7 +27,7 @@ from covermill.tasks.midi import read_midi
 from covermill.tasks.qmax import PROTOCOL
 from covermill.tasks.records import Candidate, Song
 from covermill.tasks.settings import Settings
-from covermill.tasks.stage import stage
+from covermill.tasks.stage import stage, stage_logger
 
 SILENCE = 1e-6  # -120 dBFS: FluidSynth's anti-denormal offset sits near 1e-8, real sound far above
 _DRAIN_BLOCK_SECONDS = 0.05
@@ -186,24 +182,27 @@ def render_winner(midi_path: Path, target_audio: Path, settings: RenderSettings)
     return render_midi(midi_path, target_audio, settings, drop_shorter_than=0.0)
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger("covermill.render")
-
 
 @stage("render")
 def render_candidates(song: Song, candidates: list[Candidate], out_dir: Path, settings: RenderSettings) -> dict[str, Path]:
-    """Render each candidate for ranking (notes under the protocol's minimum dropped); audio that
-    already exists is kept, so a killed run resumes where it stopped."""
+    """Render each candidate for ranking (notes under the protocol's minimum dropped).
+
+    Audio that already exists is kept, so a killed run resumes where it stopped; candidates whose
+    MIDI is byte-identical (styles that changed nothing on a sparse song) share one render, so
+    they cost nothing twice and score exactly alike.
+    """
     folder = SongFolder(out_dir, song.id)
-    logger = _logger()
+    logger = stage_logger("render")
     audio: dict[str, Path] = {}
+    by_content: dict[str, Path] = {}
     for number, candidate in enumerate(candidates, start=1):
         target = folder.candidate_audio(candidate.id)
+        twin = by_content.setdefault(file_sha256(candidate.midi), target)
         if target.exists():
             logger.info("render %d/%d: %s already rendered", number, len(candidates), candidate.id)
+        elif twin != target:
+            copy_atomic(twin, target)
+            logger.info("render %d/%d: %s has the same notes as %s; render reused", number, len(candidates), candidate.id, twin.stem)
         else:
             render_midi(candidate.midi, target, settings, drop_shorter_than=PROTOCOL.min_note_seconds)
             logger.info("render %d/%d: %s -> %s", number, len(candidates), candidate.id, target.name)
@@ -215,8 +214,7 @@ def render_candidates(song: Song, candidates: list[Candidate], out_dir: Path, se
 def render_winner_task(song: Song, winner: Candidate, out_dir: Path, settings: RenderSettings) -> Path:
     """Install the winner's MIDI as the song's winner.mid and render all of it to winner.flac."""
     folder = SongFolder(out_dir, song.id)
-    with atomic_output(folder.winner_midi) as tmp:
-        shutil.copyfile(winner.midi, tmp)
+    copy_atomic(winner.midi, folder.winner_midi)
     render_winner(folder.winner_midi, folder.winner_audio, settings)
-    _logger().info("winner %s rendered -> %s", winner.id, folder.winner_audio)
+    stage_logger("render").info("winner %s rendered -> %s", winner.id, folder.winner_audio)
     return folder.winner_audio

@@ -6,10 +6,12 @@ result cache, so tasks neither cache nor persist results.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from covermill.tasks.errors import CovermillError
 
@@ -28,3 +30,11 @@ def stage(name: str, retries: int = 2, retry_delay_seconds: float = 2.0):
         cache_policy=NO_CACHE,
         persist_result=False,
     )
+
+
+def stage_logger(name: str) -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a run (its lines reach the UI), a plain logger outside one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(f"covermill.{name}")

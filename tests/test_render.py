@@ -189,3 +189,17 @@ def test_render_winner_task_installs_the_midi_and_renders_it(tmp_path):
     assert folder.winner_midi.read_bytes() == winner.midi.read_bytes()
     samples, _ = soundfile.read(str(audio))
     assert len(samples) / RATE == pytest.approx(2.9 + 1.5, abs=0.01)
+
+
+def test_candidates_with_the_same_notes_share_one_render(tmp_path):
+    out = tmp_path / "out"
+    melody = [Note(i * 0.5, i * 0.5 + 0.4, 60 + i, 100) for i in range(6)]
+    other = [Note(i * 0.5, i * 0.5 + 0.4, 72 - i, 90) for i in range(6)]
+    candidates = [
+        Candidate(id="faithful", generator="test", style="faithful", midi=write_midi(melody, tmp_path / "a.mid")),
+        Candidate(id="folded", generator="test", style="folded", midi=write_midi(melody, tmp_path / "b.mid")),
+        Candidate(id="other", generator="test", style="other", midi=write_midi(other, tmp_path / "c.mid")),
+    ]
+    audio = render_candidates.fn(make_song(tmp_path), candidates, out, RenderSettings())
+    assert audio["faithful"].read_bytes() == audio["folded"].read_bytes()  # same notes: one render, copied
+    assert audio["other"].read_bytes() != audio["faithful"].read_bytes()
