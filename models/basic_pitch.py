@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
+from covermill.models.device import usable_cores
 from covermill.models.notes import Note, sort_notes
 
 NAME = "basic-pitch"

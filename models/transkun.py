@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from covermill.models.device import resolve_device
+from covermill.models.device import resolve_device, usable_cores
 from covermill.models.notes import Note, sort_notes
 
 NAME = "transkun"
