@@ -12,11 +12,12 @@ import logging
 import importlib.util
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from covermill.models.device import usable_cores
+from covermill.models import generator
 from covermill.models.notes import Note, sort_notes
 
 NAME = "basic-pitch"
@@ -47,12 +48,7 @@ class BasicPitchOptions:
 
 def parse_options(options: dict[str, Any] | None) -> BasicPitchOptions:
     """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
-    options = dict(options or {})
-    known = sorted(f.name for f in fields(BasicPitchOptions))
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"unknown basic-pitch option(s) {', '.join(unknown)}; known options: {', '.join(known)}")
-    return BasicPitchOptions(**options)
+    return generator.parse_options(NAME, BasicPitchOptions, options)
 
 
 @contextmanager

@@ -7,11 +7,12 @@ per process (the cache below) because loading costs more than a short song's inf
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from covermill.models.notes import Note
 
@@ -26,6 +27,20 @@ class Generator(Protocol):
 
 class UnknownGenerator(ValueError):
     pass
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def parse_options(generator: str, options_type: type[OptionsT], options: dict[str, Any] | None) -> OptionsT:
+    """A generator's options dataclass from config.yaml, with one clear error for a misspelt key
+    (range checks live in the dataclass's __post_init__)."""
+    options = dict(options or {})
+    known = sorted(f.name for f in dataclasses.fields(options_type))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {generator} option(s) {', '.join(unknown)}; known options: {', '.join(known)}")
+    return options_type(**options)
 
 
 def module_name(name: str) -> str:

@@ -16,11 +16,12 @@ import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from covermill.models.device import resolve_device, usable_cores
+from covermill.models import generator
 from covermill.models.notes import Note, sort_notes
 
 NAME = "transkun"
@@ -42,12 +43,7 @@ class TranskunOptions:
 
 def parse_options(options: dict[str, Any] | None) -> TranskunOptions:
     """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
-    options = dict(options or {})
-    known = sorted(f.name for f in fields(TranskunOptions))
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"unknown transkun option(s) {', '.join(unknown)}; known options: {', '.join(known)}")
-    return TranskunOptions(**options)
+    return generator.parse_options(NAME, TranskunOptions, options)
 
 
 def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int,
