@@ -26,6 +26,9 @@ from covermill.flows.offline import apply_offline_defaults
 apply_offline_defaults()
 
 
+DEFAULT_SONG = Path(".cache/bench/planetblupi-music004-240s.ogg")
+
+
 class PeakRss:
     """Samples this process's RSS (VmRSS) and its children's (ru_maxrss) during the run."""
 
@@ -59,10 +62,13 @@ class PeakRss:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("song", type=Path, help="an audio file (a full-length song)")
+    parser.add_argument("song", type=Path, nargs="?", default=DEFAULT_SONG,
+                        help=f"an audio file, a full-length song (default: {DEFAULT_SONG}, which `make bench` cuts)")
     parser.add_argument("--generators", default="basic-pitch", help="comma-separated generators (default: basic-pitch)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: a fresh temporary one)")
     args = parser.parse_args()
+    if not args.song.is_file():
+        parser.error(f"{args.song}: no such file; give a song, or run `make bench` to cut the default one offline")
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="covermill-bench-prefect-"))
     from prefect.testing.utilities import prefect_test_harness
