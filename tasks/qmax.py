@@ -158,6 +158,12 @@ def qmax(cover: np.ndarray, original: np.ndarray, protocol: QmaxProtocol = PROTO
     return QmaxResult(qmax=math.sqrt(frames) / best, frames=frames, aligned_share=best / frames)
 
 
+def chroma_frames(sample_count: int, protocol: QmaxProtocol = PROTOCOL) -> int:
+    """How many frames hpcp() makes of this many samples (essentia's FrameGenerator centres frames
+    on multiples of the hop and adds one past the end), known before any chroma is computed."""
+    return 0 if sample_count <= 0 else math.ceil(sample_count / protocol.hop_size) + 1
+
+
 class OriginalChroma:
     """The original's chromagram, computed and pooled once per song, compared with every candidate."""
 
@@ -165,7 +171,7 @@ class OriginalChroma:
         self.protocol = protocol
         native = hpcp(samples, protocol)
         self.native_frames = len(native)
-        self.factor = pool_factor(len(native), max_frames)
+        self.factor = pool_factor(chroma_frames(len(samples), protocol), max_frames)
         self.features = pool_frames(native, self.factor)
 
     @classmethod
@@ -182,20 +188,28 @@ class OriginalChroma:
     def compare_file(self, cover_audio: Path) -> QmaxResult:
         return self.compare(read_mono(cover_audio, self.protocol.sample_rate))
 
-    def compare_files(self, cover_audio: list[Path], workers: int = 1) -> list[QmaxResult]:
-        """compare_file for each path, in order; spread over `workers` processes when more than one.
 
-        essentia holds the GIL, so threads would not help; each candidate's chroma and alignment are
-        independent, so processes share the work with nothing but paths and small arrays to pass.
-        """
-        if workers <= 1 or len(cover_audio) <= 1:
-            return [self.compare_file(path) for path in cover_audio]
-        # spawn, not fork: the parent runs Prefect's threads, which a forked child must not inherit
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(cover_audio)), mp_context=context) as pool:
-            return list(pool.map(_compare_file, [(self, path) for path in cover_audio]))
+def cover_chroma(cover_audio: Path, factor: int, protocol: QmaxProtocol = PROTOCOL) -> np.ndarray:
+    """A cover's chromagram from its audio file, pooled by the original's factor."""
+    return pool_frames(hpcp(read_mono(cover_audio, protocol.sample_rate), protocol), factor)
 
 
-def _compare_file(job: tuple[OriginalChroma, Path]) -> QmaxResult:
-    original, path = job
-    return original.compare_file(path)
+def compare_all(original_samples: np.ndarray, cover_audio: list[Path], max_frames: int, workers: int = 1,
+                protocol: QmaxProtocol = PROTOCOL) -> tuple[OriginalChroma, list[QmaxResult]]:
+    """Qmax of every cover against the original, in order.
+
+    With several workers the covers' chroma starts at once in other processes (the pooling factor
+    is known from the original's length alone) while this process computes the original's, and
+    then the alignments are spread too. Processes, not threads: essentia holds the GIL.
+    """
+    if workers <= 1 or len(cover_audio) <= 1:
+        original = OriginalChroma(original_samples, max_frames, protocol)
+        return original, [original.compare_file(path) for path in cover_audio]
+    factor = pool_factor(chroma_frames(len(original_samples), protocol), max_frames)
+    # spawn, not fork: the parent runs Prefect's threads, which a forked child must not inherit
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(cover_audio)), mp_context=context) as pool:
+        covers = [pool.submit(cover_chroma, path, factor, protocol) for path in cover_audio]
+        original = OriginalChroma(original_samples, max_frames, protocol)
+        aligned = [pool.submit(qmax, cover.result(), original.features, protocol) for cover in covers]
+        return original, [result.result() for result in aligned]

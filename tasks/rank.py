@@ -31,7 +31,7 @@ from covermill.tasks.audio import read_mono
 from covermill.tasks.defects import REPEAT_WINDOW_SECONDS, measure_defects, note_name
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import read_midi
-from covermill.tasks.qmax import PROTOCOL, OriginalChroma
+from covermill.tasks.qmax import PROTOCOL, compare_all
 from covermill.tasks.records import Candidate, Ranking, Score, Song
 from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
@@ -115,15 +115,15 @@ def rank_candidates(original_audio: Path, candidates: list[Candidate], audio: di
         raise ValueError(f"no rendered audio for candidates {missing}")
     samples = read_mono(Path(original_audio), PROTOCOL.sample_rate)
     duration = len(samples) / PROTOCOL.sample_rate
-    original = OriginalChroma(samples, settings.max_frames)
-    del samples  # 100 MB for a 10-minute song; the chromagram is all that is needed from here
-    log.debug("original: %d chroma frames pooled by %d", original.native_frames, original.factor)
     # identical renders (candidates with the same notes) are compared once and score alike
     digests = [file_sha256(audio[c.id]) for c in candidates]
     unique: dict[str, Path] = {}
     for digest, candidate in zip(digests, candidates):
         unique.setdefault(digest, audio[candidate.id])
-    compared = dict(zip(unique, original.compare_files(list(unique.values()), settings.workers or usable_cores())))
+    original, qmaxes = compare_all(samples, list(unique.values()), settings.max_frames, settings.workers or usable_cores())
+    del samples  # 100 MB for a 10-minute song; nothing below needs it
+    log.debug("original: %d chroma frames pooled by %d", original.native_frames, original.factor)
+    compared = dict(zip(unique, qmaxes))
     results = [compared[digest] for digest in digests]
     scores = []
     for candidate, result in zip(candidates, results):

@@ -10,7 +10,8 @@ import pytest
 from covermill.models.notes import Note
 from covermill.tasks.audio import decode_to_wav, read_mono
 from covermill.tasks.midi import read_midi
-from covermill.tasks.qmax import PROTOCOL, OriginalChroma, hpcp, pool_factor, pool_frames, qmax
+from covermill.tasks.audio import write_audio
+from covermill.tasks.qmax import PROTOCOL, OriginalChroma, chroma_frames, compare_all, hpcp, pool_factor, pool_frames, qmax
 from covermill.tasks.render import RenderSettings, render_notes
 
 
@@ -132,3 +133,20 @@ def test_qmax_needs_enough_frames_to_stack():
     assert qmax(chroma, chroma).qmax == math.inf
     longer = rng.random((40, 12)).astype(np.float32)
     assert math.isfinite(qmax(longer, longer).qmax)
+
+
+@pytest.mark.parametrize("samples", [0, 1, 2047, 2048, 2049, 4096, 132317])
+def test_the_frame_count_is_known_before_the_chroma(samples):
+    noise = (np.random.default_rng(0).standard_normal(samples) * 0.1).astype(np.float32)
+    assert chroma_frames(samples) == len(hpcp(noise))
+
+
+def test_comparing_in_several_processes_gives_the_serial_answers(recordings, covers, tmp_path):
+    paths = []
+    for name, samples in covers.items():
+        paths.append(write_audio(tmp_path / f"{name}.flac", samples))
+    serial_original, serial = compare_all(recordings["song_a"], paths, max_frames=200, workers=1)
+    parallel_original, parallel = compare_all(recordings["song_a"], paths, max_frames=200, workers=2)
+    assert parallel == serial
+    assert parallel_original.factor == serial_original.factor == 3
+    assert serial[0].qmax < serial[1].qmax < serial[2].qmax  # own score, other song, banging
