@@ -65,7 +65,7 @@ def check_imagemagick(config: CovermillConfig) -> Check:
 
 
 def check_fonts(config: CovermillConfig) -> Check:
-    from covermill.tasks.thumbnail import font_for
+    from covermill.tasks.fonts import font_for
 
     latin, japanese = font_for("Piano"), font_for("ピアノ")
     if not latin or not japanese:

@@ -8,10 +8,11 @@ from pydantic import ValidationError
 
 from covermill.models.notes import Note
 from covermill.tasks import arrange as arr
-from covermill.tasks.arrange import (
-    ArrangeSettings, FoldParams, HumaniseParams, MelodyBassParams, QuantiseParams, STEPS, SustainParams,
-    ThinParams, arrange, beat_times, polyphony, style_uses_seed,
+from covermill.tasks.arrange import ArrangeSettings, arrange, style_uses_seed
+from covermill.tasks.arrange_steps import (
+    STEPS, FoldParams, HumaniseParams, MelodyBassParams, QuantiseParams, SustainParams, ThinParams, polyphony,
 )
+from covermill.tasks.beats import beat_times
 from covermill.tasks.midi import read_midi
 
 

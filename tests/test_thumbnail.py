@@ -16,14 +16,10 @@ from wand.image import Image
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.records import Song
-from covermill.tasks.thumbnail import (
-    ThumbnailSettings,
-    font_for,
-    make_background,
-    make_thumbnail,
-    make_thumbnail_task,
-    overlay_text,
-)
+from covermill.tasks.fonts import font_for
+from covermill.tasks.text_overlay import overlay_text
+from covermill.tasks.thumbnail import ThumbnailSettings, make_thumbnail, make_thumbnail_task
+from covermill.tasks.thumbnail_art import make_background
 
 W, H = 1280, 720
 PROBE_W = 2600  # wide enough that every literal-text probe stays on one line at full size
