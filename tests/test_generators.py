@@ -71,6 +71,8 @@ def test_generator_options_are_checked():
     with pytest.raises(ValueError, match="device"):
         transkun.parse_options({"device": "tpu"})
     assert transkun.parse_options({"device": "cuda:1"}).device == "cuda:1"
+    with pytest.raises(ValueError, match="hop_seconds must lie between 0"):
+        transkun.parse_options({"hop_seconds": 20})
 
 
 def test_mel_filterbank_matches_the_checkpoint_and_librosa():
@@ -105,3 +107,10 @@ def test_transkun_transcribes_an_excerpt_without_leaving_torchaudio(clips, tmp_p
     assert "torchaudio" not in sys.modules
     assert len(notes) > 10
     assert all(21 <= n.pitch <= 108 and 1 <= n.velocity <= 127 and 0 <= n.start < n.end <= 8.5 for n in notes)
+    assert model.model.segmentSizeInSecond == transkun.WINDOW_SECONDS
+
+    # One window per 16 s instead of overlapping ones: still the excerpt's notes, mostly the same.
+    one_window = load_generator("transkun", {"device": "cpu", "hop_seconds": 16}).transcribe(excerpt)
+    assert len(one_window) > 10
+    same = {(n.pitch, round(n.start, 1)) for n in notes} & {(n.pitch, round(n.start, 1)) for n in one_window}
+    assert len(same) > len(notes) / 2
