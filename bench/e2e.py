@@ -5,7 +5,7 @@ length, ranking seconds per candidate, and peak RSS. Targets (issue 3, 2 CPU cor
 song): basic-pitch only <= 0.3x the song's length, with transkun <= 1.2x, peak RSS <= 3 GB,
 ranking <= 1 s per candidate.
 
-    python bench/e2e.py SONG [--generators basic-pitch,transkun] [--out DIR]
+    python bench/e2e.py [SONG] [--generators basic-pitch,transkun] [--config FILE] [--out DIR]
 
 `make bench` fetches a default song offline (4 minutes cut from Debian's planetblupi-music-ogg).
 """
@@ -65,6 +65,7 @@ def main() -> int:
     parser.add_argument("song", type=Path, nargs="?", default=DEFAULT_SONG,
                         help=f"an audio file, a full-length song (default: {DEFAULT_SONG}, which `make bench` cuts)")
     parser.add_argument("--generators", default="basic-pitch", help="comma-separated generators (default: basic-pitch)")
+    parser.add_argument("--config", type=Path, default=None, help="settings file (default: ./config.yaml if present)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: a fresh temporary one)")
     args = parser.parse_args()
     if not args.song.is_file():
@@ -79,7 +80,7 @@ def main() -> int:
     from covermill.tasks.layout import ledger_path
     from covermill.tasks.ledger import Ledger
 
-    config = load_config(None)
+    config = load_config(args.config)
     config = config.model_copy(update={"generate": config.generate.model_copy(update={"generators": args.generators.split(",")})})
     out = args.out or Path(tempfile.mkdtemp(prefix="covermill-bench-"))
     length = probe(args.song).duration
