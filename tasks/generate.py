@@ -11,12 +11,10 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
-import logging
 import pkgutil
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger
 from pydantic import Field, model_validator
 
 import covermill.models
@@ -29,9 +27,7 @@ from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import read_midi, write_midi
 from covermill.tasks.records import Candidate, Song
 from covermill.tasks.settings import Settings
-from covermill.tasks.stage import stage
-
-_log = logging.getLogger(__name__)
+from covermill.tasks.stage import stage, stage_logger
 
 
 def known_generators() -> list[str]:
@@ -99,10 +95,9 @@ def candidate_id(generator: str, style: str, seed: int | None) -> str:
     return f"{generator}-{style}" if seed is None else f"{generator}-{style}-s{seed}"
 
 
-def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, arrange: ArrangeSettings,
-                    log: Any = None) -> list[Candidate]:
+def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, arrange: ArrangeSettings) -> list[Candidate]:
     """Every candidate MIDI of the song (generators x styles x seeds), made unless it exists."""
-    log = log or _log
+    log = stage_logger("generate")
     variants = arrange.variants()
     candidates: list[Candidate] = []
     for generator in generate.generators:
@@ -137,4 +132,4 @@ def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, 
 @stage("generate")
 def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings) -> list[Candidate]:
     """Prefect task: the song's candidate MIDIs in its folder under `out_dir`."""
-    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange, log=get_run_logger())
+    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange)

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from covermill.tasks.download import is_url
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.records import Candidate, Score, Song
 from covermill.tasks.settings import Settings
@@ -76,7 +77,7 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any], setting
 
 def _source_url(song: Song) -> str:
     """The source when it is a web address; a local path is private and never goes into a description."""
-    return song.source if re.match(r"https?://", song.source, re.IGNORECASE) else ""
+    return song.source if is_url(song.source) else ""
 
 
 def fit_title(text: str, limit: int = TITLE_MAX_CHARS) -> str:

@@ -182,7 +182,6 @@ def render_winner(midi_path: Path, target_audio: Path, settings: RenderSettings)
     return render_midi(midi_path, target_audio, settings, drop_shorter_than=0.0)
 
 
-
 @stage("render")
 def render_candidates(song: Song, candidates: list[Candidate], out_dir: Path, settings: RenderSettings) -> dict[str, Path]:
     """Render each candidate for ranking (notes under the protocol's minimum dropped).
