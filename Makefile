@@ -14,12 +14,17 @@ BENCH_SONG := .cache/bench/planetblupi-music004-240s.ogg
 APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts-dejavu-core \
 	fonts-noto-cjk planetblupi-music-ogg planetblupi-music-midi
 
-.PHONY: help system install demo test bench clean
+QUALITY_CLIPS := .cache/quality/clips-60s
+QUALITY_SONGS := .cache/quality/songs-210s
+
+.PHONY: help system install demo test bench bench-quality bench-quality-full clean
 
 help:
 	@echo "make demo   set up everything, then make a cover of a real 1-minute recording (dry run)"
 	@echo "make test   set up everything, then run the test suite"
 	@echo "make bench  time every stage on a 4-minute song (bench/e2e.py)"
+	@echo "make bench-quality       cover quality, paper style, on one-minute cuts of 10 real songs (bench/quality.py)"
+	@echo "make bench-quality-full  the same on 3.5-minute cuts (a song's usual length)"
 
 system:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -65,6 +70,19 @@ test: install
 
 bench: install $(BENCH_SONG)
 	$(VENV)/bin/python bench/e2e.py $(BENCH_SONG)
+
+# The planetblupi recordings come with their MIDI scores: the bench cuts both at the same place.
+$(QUALITY_CLIPS)/.cut: | install
+	$(VENV)/bin/python bench/cut_dataset.py $(MUSIC) $(QUALITY_CLIPS) --start 30 --seconds 60
+
+$(QUALITY_SONGS)/.cut: | install
+	$(VENV)/bin/python bench/cut_dataset.py $(MUSIC) $(QUALITY_SONGS) --start 30 --seconds 210
+
+bench-quality: install $(QUALITY_CLIPS)/.cut
+	$(VENV)/bin/python bench/quality.py $(QUALITY_CLIPS) --out out/quality/clips-60s
+
+bench-quality-full: install $(QUALITY_SONGS)/.cut
+	$(VENV)/bin/python bench/quality.py $(QUALITY_SONGS) --out out/quality/songs-210s --identify summary
 
 clean:
 	rm -rf $(VENV) .cache out

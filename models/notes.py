@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+PIANO_LOW = 21  # A0, the lowest key of an 88-key piano
+PIANO_HIGH = 108  # C8, the highest
+
 
 class Note(NamedTuple):
     start: float  # seconds
@@ -19,3 +22,13 @@ class Note(NamedTuple):
 def sort_notes(notes: list[Note]) -> list[Note]:
     """Onset order with deterministic ties, so every style and the ranking see the same sequence."""
     return sorted(notes, key=lambda n: (n.start, n.pitch, n.end, n.velocity))
+
+
+def polyphony(notes: list[Note]) -> int:
+    """Largest number of notes sounding at the same instant (a note ending as another starts does not count)."""
+    events = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes])
+    most = current = 0
+    for _, change in events:  # at equal times -1 sorts first: an ending frees its voice first
+        current += change
+        most = max(most, current)
+    return most

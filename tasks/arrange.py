@@ -64,16 +64,19 @@ def arrange(notes: list[Note], steps: list[StepSpec], seed: int | None = None) -
     return notes
 
 
+# Chosen on the quality bench (bench/README.md): every style ends playable (piano range, at most
+# eight keys at once) and the first two gave the closest covers; the others are different takes
+# (simpler, pedalled, humanised) the ranking may prefer on another song.
 DEFAULT_STYLES: dict[str, list[StepSpec]] = {
-    "faithful": [],
-    # Beyond E1..C7 a band transcription holds mostly rumble and overtones: fold them in.
-    "folded": [{"step": "fold", "low": 28, "high": 96}],
-    "thinned": [{"step": "fold"}, {"step": "thin", "max_voices": 6, "min_duration": 0.06}],
+    # Faint inner voices brought up to be heard, then six keys at most: the closest on the bench.
+    "balanced": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "thin", "max_voices": 6, "min_duration": 0.06}],
+    "rich": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "thin", "max_voices": 8}],
+    "thinned": [{"step": "fold"}, {"step": "thin", "max_voices": 8}],
     "sparse": [{"step": "fold"}, {"step": "thin", "max_voices": 4, "min_velocity": 30, "min_duration": 0.1}],
     "melody-bass": [{"step": "fold"}, {"step": "melody_bass"}],
     # Notes ring on to the next chord, then thinning keeps it to six keys down at once.
     "pedal": [{"step": "fold"}, {"step": "sustain"}, {"step": "thin", "max_voices": 6}],
-    "humanised": [{"step": "fold"}, {"step": "thin", "max_voices": 6}, {"step": "humanise"}],
+    "humanised": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "thin", "max_voices": 6}, {"step": "humanise"}],
 }
 
 STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # part of candidate file names

@@ -13,26 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field, model_validator
 
-from covermill.models.notes import Note, sort_notes
+from covermill.models.notes import PIANO_HIGH, PIANO_LOW, Note, sort_notes
 from covermill.tasks.beats import beat_times
 from covermill.tasks.settings import Settings
 
-PIANO_LOW = 21  # A0
-PIANO_HIGH = 108  # C8
 CHORD_WINDOW = 0.03  # onsets closer than this (s) count as struck together
 
 
 # ---------------------------------------------------------------- shared helpers
-
-def polyphony(notes: list[Note]) -> int:
-    """Largest number of notes sounding at the same instant (a note ending as another starts does not count)."""
-    events = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes])
-    most = current = 0
-    for _, change in events:  # at equal times -1 sorts first: an ending frees its voice first
-        current += change
-        most = max(most, current)
-    return most
-
 
 def onset_groups(notes: list[Note], window: float = CHORD_WINDOW) -> list[list[Note]]:
     """Notes in onset order, grouped into chords: each group spans at most `window` seconds."""
@@ -316,3 +304,15 @@ def quantise(notes: list[Note], p: QuantiseParams) -> list[Note]:
         end = snap(note.end) if p.ends else note.end + (start - note.start)
         out.append(note._replace(start=start, end=max(end, start + smallest)))
     return resolve_same_pitch(out, merge_window=1e-6)
+
+
+class DynamicsParams(Settings):
+    target: int = Field(80, ge=1, le=127)  # the velocity every note is pulled towards
+    strength: float = Field(0.5, ge=0.0, le=1.0)  # 0 keeps the velocities, 1 plays every note at `target`
+
+
+@_register("dynamics", DynamicsParams)
+def dynamics(notes: list[Note], p: DynamicsParams) -> list[Note]:
+    """Narrow the velocity range: a transcription's faint notes (inner voices, soft accompaniment)
+    become audible beside its loudest, as a pianist balances the hands."""
+    return [n._replace(velocity=int(round(n.velocity + p.strength * (p.target - n.velocity)))) for n in notes]

@@ -3,7 +3,8 @@
 The classic cover-generator failure is "banging the same note over and over": one pitch struck
 again and again for a long stretch. Qmax alone can miss it, because a banged tonic still shares
 chroma with the original. Other tell-tales: notes packed far too densely, one pitch class
-dominating (low entropy), and long silences.
+dominating (low entropy), and long silences. And what no pianist can play: more keys down at
+once than two hands hold, or notes beyond the 88 keys.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from covermill.models.notes import Note, sort_notes
+from covermill.models.notes import PIANO_HIGH, PIANO_LOW, Note, polyphony, sort_notes
 
 RUN_GAP_SECONDS = 0.6  # a re-strike of the same pitch within this gap continues a run
 REPEAT_WINDOW_SECONDS = 0.5  # a note whose pitch sounded an onset this recently is a repeat
@@ -90,7 +91,8 @@ def measure_defects(
     none), longest_run_share the part of the song that run spans; repeat_share: share of notes
     whose pitch had an onset within the previous `repeat_window` s; pitch_class_entropy: bits,
     duration-weighted (0 for one pitch class, 3.58 for all twelve equally); longest_silence:
-    seconds, and silent_share: the part of the song where no note sounds.
+    seconds, and silent_share: the part of the song where no note sounds; polyphony: most notes
+    sounding at once; outside_piano: notes beyond A0..C8.
     """
     notes = sort_notes([Note(float(n.start), float(n.end), int(n.pitch), int(n.velocity)) for n in notes])
     duration = max(float(duration), max((n.end for n in notes), default=0.0), 1e-9)
@@ -98,7 +100,7 @@ def measure_defects(
         return {
             "notes": 0.0, "notes_per_second": 0.0, "longest_run": 0.0, "longest_run_pitch": -1.0,
             "longest_run_share": 0.0, "repeat_share": 0.0, "pitch_class_entropy": 0.0,
-            "longest_silence": duration, "silent_share": 1.0,
+            "longest_silence": duration, "silent_share": 1.0, "polyphony": 0.0, "outside_piano": 0.0,
         }
     strikes, pitch, run_start, run_end = _longest_run(notes, run_gap)
     longest_silence, silent_total = _silences(notes, duration)
@@ -112,4 +114,6 @@ def measure_defects(
         "pitch_class_entropy": _pitch_class_entropy(notes),
         "longest_silence": longest_silence,
         "silent_share": min(1.0, silent_total / duration),
+        "polyphony": float(polyphony(notes)),
+        "outside_piano": float(sum(not PIANO_LOW <= n.pitch <= PIANO_HIGH for n in notes)),
     }

@@ -42,9 +42,9 @@ log = logging.getLogger("covermill.rank")
 class RankSettings(Settings):
     workers: int = Field(0, ge=0, description="processes comparing candidates at once; 0 = every usable core")
     max_frames: int = Field(
-        1000, ge=50,
+        2000, ge=50,
         description="chroma frames the original is pooled down to (the same factor pools every candidate): "
-                    "1000 keeps a 10-minute song near 200 MB and a 4-minute song under 1 s of alignment per candidate",
+                    "2000 compares a clip of up to 90 s at the native hop and a 10-minute song in ~0.3 s and ~20 MB per candidate",
     )
     # hard rejects
     min_notes: int = Field(16, ge=0, description="reject a candidate with fewer notes than this")
@@ -53,12 +53,13 @@ class RankSettings(Settings):
     min_pitch_class_entropy: float = Field(1.0, ge=0.0, le=math.log2(12), description="reject below this many bits of duration-weighted pitch-class entropy (0 = one pitch class)")
     max_silent_share: float = Field(0.8, gt=0.0, le=1.0, description="reject when no note sounds for more than this share of the song")
     max_notes_per_second: float = Field(40.0, gt=0.0, description="reject denser candidates: no pianist plays that, it renders as noise")
+    max_polyphony: int = Field(10, ge=1, description="reject a candidate with more notes sounding at once than this (two hands hold ten keys)")
     # combined score: combined = qmax * (1 + the weighted penalties below)
     run_weight: float = Field(2.0, ge=0.0, description="penalty weight of longest_run_share (0..1)")
-    repeat_weight: float = Field(0.25, ge=0.0, description="penalty weight of repeat_share (0..1); real music repeats pitches too, so keep it small")
+    repeat_weight: float = Field(0.1, ge=0.0, description="penalty weight of repeat_share (0..1); real music repeats pitches too, and a dense transcription re-strikes held notes, so keep it small")
     entropy_weight: float = Field(1.0, ge=0.0, description="penalty weight of max(0, 1 - pitch_class_entropy / entropy_reference)")
     entropy_reference: float = Field(2.0, gt=0.0, le=math.log2(12), description="pitch-class entropy in bits at and above which no entropy penalty applies")
-    silence_weight: float = Field(0.5, ge=0.0, description="penalty weight of silent_share (0..1)")
+    silence_weight: float = Field(0.25, ge=0.0, description="penalty weight of silent_share (0..1); Qmax already counts silent frames, so keep it small")
 
 
 def reject_reasons(defects: dict[str, float], qmax: float, settings: RankSettings) -> list[str]:
@@ -85,6 +86,10 @@ def reject_reasons(defects: dict[str, float], qmax: float, settings: RankSetting
         reasons.append(f"silent for {defects['silent_share']:.0%} of the song")
     if defects["notes_per_second"] > settings.max_notes_per_second:
         reasons.append(f"{defects['notes_per_second']:.0f} notes a second (at most {settings.max_notes_per_second:g} playable)")
+    if defects["polyphony"] > settings.max_polyphony:
+        reasons.append(f"{int(defects['polyphony'])} notes sound at once (at most {settings.max_polyphony} playable)")
+    if defects["outside_piano"] > 0:
+        reasons.append(f"{int(defects['outside_piano'])} notes lie beyond the piano's keys (A0 to C8)")
     if math.isinf(qmax):
         reasons.append("nothing in it lines up with the original (Qmax is infinite)")
     return reasons

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from covermill.models.notes import Note
+from covermill.models.notes import Note, polyphony
 from covermill.tasks import arrange as arr
 from covermill.tasks.arrange import ArrangeSettings, arrange, style_uses_seed
 from covermill.tasks.arrange_steps import (
-    STEPS, FoldParams, HumaniseParams, MelodyBassParams, QuantiseParams, SustainParams, ThinParams, polyphony,
+    STEPS, FoldParams, HumaniseParams, MelodyBassParams, QuantiseParams, SustainParams, ThinParams,
 )
 from covermill.tasks.beats import beat_times
 from covermill.tasks.midi import read_midi
@@ -144,7 +144,7 @@ def test_beat_tracking_finds_the_scores_tempo(reference_midis, song, beat):
     assert beat_times(notes, period=0.25)[1] == 0.25
 
 
-DEFAULT_CAPS = {"thinned": 6, "sparse": 4, "melody-bass": 2, "pedal": 6, "humanised": 6}  # most keys down at once
+DEFAULT_CAPS = {"balanced": 6, "rich": 8, "thinned": 8, "sparse": 4, "melody-bass": 2, "pedal": 6, "humanised": 6}  # most keys down at once
 
 
 def test_every_default_style_is_deterministic_and_playable(band):
@@ -156,7 +156,7 @@ def test_every_default_style_is_deterministic_and_playable(band):
         assert out == arrange(band, settings.styles[style], seed), style
         assert out and all(n.end > n.start and 1 <= n.velocity <= 127 for n in out)
         assert all(21 <= n.pitch <= 108 for n in out)
-        assert polyphony(out) <= DEFAULT_CAPS.get(style, 11), style
+        assert polyphony(out) <= DEFAULT_CAPS[style], style
 
 
 def test_only_random_styles_take_seeds():
@@ -169,7 +169,7 @@ def test_only_random_styles_take_seeds():
 
 
 def test_settings_name_the_known_steps():
-    with pytest.raises(ValidationError, match="unknown arrangement step 'fodl'; known steps: fold, humanise, melody_bass"):
+    with pytest.raises(ValidationError, match="unknown arrangement step 'fodl'; known steps: dynamics, fold, humanise, melody_bass"):
         ArrangeSettings(styles={"mine": [{"step": "fodl"}]})
     with pytest.raises(ValidationError, match="max_voices"):
         ArrangeSettings(styles={"mine": [{"step": "thin", "max_voices": 1}]})
@@ -180,3 +180,12 @@ def test_settings_name_the_known_steps():
     with pytest.raises(ValidationError, match="distinct"):
         ArrangeSettings(seeds=[1, 1])
     assert set(arr.DEFAULT_STYLES) <= set(ArrangeSettings().styles)
+
+
+def test_dynamics_pulls_velocities_towards_the_target():
+    from covermill.tasks.arrange_steps import DynamicsParams, dynamics
+
+    notes = [Note(0, 1, 60, 20), Note(0, 1, 64, 120)]
+    assert [n.velocity for n in dynamics(notes, DynamicsParams(target=80, strength=0.5))] == [50, 100]
+    assert [n.velocity for n in dynamics(notes, DynamicsParams(target=80, strength=1.0))] == [80, 80]
+    assert dynamics(notes, DynamicsParams(strength=0.0)) == notes

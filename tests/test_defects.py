@@ -96,3 +96,12 @@ def test_no_notes_at_all():
 
 def test_note_names():
     assert [note_name(p) for p in (21, 59, 60, 61, 108)] == ["A0", "B3", "C4", "C#4", "C8"]
+
+
+def test_what_two_hands_cannot_play_is_measured():
+    chord = [Note(0.0, 1.0, 40 + 3 * i, 80) for i in range(12)]
+    low = [Note(1.0, 2.0, 12, 80), Note(1.0, 2.0, 110, 80)]
+    defects = measure_defects(chord + low, 2.0)
+    assert defects["polyphony"] == 12
+    assert defects["outside_piano"] == 2
+    assert measure_defects(chord[:10], 2.0)["polyphony"] == 10

@@ -53,8 +53,8 @@ def test_basic_pitch_hears_the_right_harmony(song_a_notes, reference_midis):
 
 
 def test_basic_pitch_options_reach_the_model(song_a_wav, song_a_notes):
-    eager = load_generator("basic-pitch", {"onset_threshold": 0.3, "frame_threshold": 0.2}).transcribe(song_a_wav)
-    assert len(eager) > len(song_a_notes)
+    strict = load_generator("basic-pitch", {"onset_threshold": 0.5, "frame_threshold": 0.3}).transcribe(song_a_wav)
+    assert 0 < len(strict) < len(song_a_notes)  # the defaults (0.3, 0.2) catch more of a band mix
     narrow = load_generator("basic-pitch", {"minimum_frequency": 110.0}).transcribe(song_a_wav)
     assert narrow and min(n.pitch for n in narrow) >= 45  # A2 = 110 Hz
 

@@ -17,6 +17,7 @@ from covermill.tasks.midi import write_midi
 from covermill.tasks.rank import (
     RankSettings, artifact_key, combined_score, rank_candidates, ranking_table, reject_reasons, write_ranking,
 )
+from covermill.tasks.arrange import ArrangeSettings, arrange
 from covermill.tasks.records import Candidate, Ranking, Song
 from covermill.tasks.render import RenderSettings, render_candidates
 
@@ -31,9 +32,10 @@ def song_a(clips, tmp_path_factory) -> tuple[Song, Path, list[Candidate], dict[s
     folder = SongFolder(out, song.id)
     basic_pitch = load_generator("basic-pitch")
     other_wav = decode_to_wav(clips["song_b"], work / "song_b.wav")
+    playable = ArrangeSettings().styles["balanced"]
     notes = {
-        "own": basic_pitch.transcribe(song.audio),  # the song's own transcription
-        "other": basic_pitch.transcribe(other_wav),  # a fine transcription, of a different song
+        "own": arrange(basic_pitch.transcribe(song.audio), playable),  # the song's own transcription, arranged
+        "other": arrange(basic_pitch.transcribe(other_wav), playable),  # a fine cover, of a different song
         "banging": [Note(i * 0.2, i * 0.2 + 0.15, 59, 100) for i in range(125)],  # B3 over and over
         "empty": [],  # a generator that found nothing
     }
@@ -128,7 +130,7 @@ def test_artifact_key_is_lowercase_letters_digits_dashes():
 def defects(**changes: float) -> dict[str, float]:
     base = {"notes": 200.0, "notes_per_second": 8.0, "longest_run": 4.0, "longest_run_pitch": 60.0,
             "longest_run_share": 0.0, "repeat_share": 0.0, "pitch_class_entropy": 3.0,
-            "longest_silence": 1.0, "silent_share": 0.0}
+            "longest_silence": 1.0, "silent_share": 0.0, "polyphony": 6.0, "outside_piano": 0.0}
     return {**base, **changes}
 
 
@@ -137,7 +139,7 @@ def test_combined_score_is_qmax_scaled_by_weighted_penalties():
     assert combined_score(0.1, defects(), settings) == pytest.approx(0.1)
     assert combined_score(0.1, defects(longest_run_share=0.25), settings) == pytest.approx(0.1 * (1 + 2.0 * 0.25))
     assert combined_score(0.1, defects(pitch_class_entropy=1.0), settings) == pytest.approx(0.1 * (1 + 0.5))
-    assert combined_score(0.1, defects(silent_share=0.4, repeat_share=0.4), settings) == pytest.approx(0.1 * (1 + 0.2 + 0.1))
+    assert combined_score(0.1, defects(silent_share=0.4, repeat_share=0.4), settings) == pytest.approx(0.1 * (1 + 0.25 * 0.4 + 0.1 * 0.4))
     assert combined_score(math.inf, defects(), settings) == math.inf
 
 
@@ -148,4 +150,6 @@ def test_each_threshold_has_its_reason():
     assert reject_reasons(defects(repeat_share=0.97), 0.1, settings)[0].startswith("97% of its notes repeat")
     assert reject_reasons(defects(silent_share=0.9), 0.1, settings) == ["silent for 90% of the song"]
     assert reject_reasons(defects(notes_per_second=55.0), 0.1, settings) == ["55 notes a second (at most 40 playable)"]
+    assert reject_reasons(defects(polyphony=13.0), 0.1, settings) == ["13 notes sound at once (at most 10 playable)"]
+    assert reject_reasons(defects(outside_piano=2.0), 0.1, settings) == ["2 notes lie beyond the piano's keys (A0 to C8)"]
     assert reject_reasons(defects(), math.inf, settings) == ["nothing in it lines up with the original (Qmax is infinite)"]

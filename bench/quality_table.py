@@ -1,0 +1,130 @@
+"""The quality bench's table: one row per generator/style and per summary row, paper style."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from covermill.tasks.atomic import write_text
+from covermill.tasks.rank import RankSettings
+
+COLUMNS = ["row", "songs", "qmax_median", "qmax_mean", "aligned_median", "identified", "banging", "playable",
+           "note_f1", "picked"]
+HEADERS = ["row", "songs", "Qmax median", "Qmax mean", "aligned share median", "identified", "note banging",
+           "playable", "note F1", "picked"]
+KIND_ORDER = {"candidate": 0, "raw": 1, "pick": 2, "oracle": 3, "reference": 4, "control": 5}
+
+
+def _qmax(entry) -> float:
+    return entry.result.qmax if entry.result else math.inf
+
+
+def _share(values: list[bool]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def playable(defects: dict[str, float], settings: RankSettings) -> bool:
+    return defects.get("polyphony", 0) <= settings.max_polyphony and defects.get("outside_piano", 0) == 0
+
+
+def row_stats(name: str, entries: list, settings: RankSettings, picked: int | None) -> dict:
+    qmaxes = [_qmax(e) for e in entries]
+    finite = [q for q in qmaxes if math.isfinite(q)]
+    shares = [e.result.aligned_share if e.result else 0.0 for e in entries]
+    identified = [e.nearest == e.song for e in entries if e.nearest is not None]
+    f1s = [e.f1 for e in entries if e.f1 is not None]
+    return {
+        "row": name,
+        "songs": len(entries),
+        "qmax_median": statistics.median(qmaxes) if qmaxes else None,
+        "qmax_mean": (statistics.fmean(finite) if len(finite) == len(qmaxes) else math.inf) if qmaxes else None,
+        "aligned_median": statistics.median(shares) if shares else None,
+        "identified": _share(identified),
+        "banging": _share([e.defects.get("longest_run_share", 0) > settings.max_run_share for e in entries]),
+        "playable": _share([playable(e.defects, settings) for e in entries]),
+        "note_f1": statistics.fmean(f1s) if f1s else None,
+        "picked": picked,
+    }
+
+
+def summarise(songs: list, oracles: dict, settings: RankSettings) -> tuple[list[dict], list[str]]:
+    """(table rows, lines of summary under the table) from the bench's scored songs."""
+    groups: dict[tuple[int, str], list] = defaultdict(list)
+    first_seen: dict[str, int] = {}
+    picks = {}
+    for work in songs:
+        for entry in work.entries:
+            first_seen.setdefault(entry.row, len(first_seen))
+            groups[(KIND_ORDER[entry.kind], entry.row)].append(entry)
+            if work.ranking and entry.candidate_id is not None and entry.candidate_id == work.ranking.pick:
+                picks[work.name] = entry
+    groups[(KIND_ORDER["pick"], "pick (ranker)")] = list(picks.values())
+    groups[(KIND_ORDER["oracle"], "oracle (best accepted Qmax)")] = [o for o in oracles.values() if o is not None]
+    picked_rows = defaultdict(int)
+    for entry in picks.values():
+        picked_rows[entry.row] += 1
+    table = [
+        row_stats(name, entries, settings, picked_rows[name] if kind == 0 else None)
+        for (kind, name), entries in sorted(groups.items(), key=lambda item: (item[0][0], first_seen.get(item[0][1], 0)))
+        if entries
+    ]
+    notes = []
+    regrets = [_qmax(picks[s]) - _qmax(oracles[s]) for s in picks if oracles.get(s) is not None]
+    if regrets:
+        same = sum(picks[s].candidate_id == oracles[s].candidate_id for s in picks if oracles.get(s) is not None)
+        notes.append(f"ranking regret (pick's Qmax - oracle's): median {statistics.median(regrets):.4f}, "
+                     f"mean {statistics.fmean(regrets):.4f}; the pick is the oracle in {same} of {len(regrets)} songs")
+    unpicked = [w.name for w in songs if not (w.ranking and w.ranking.pick)]
+    if unpicked:
+        notes.append(f"no pick (every candidate rejected): {', '.join(unpicked)}")
+    garbage = [g for w in songs for g in w.garbage]
+    if garbage:
+        by_kind: dict[str, list[bool]] = defaultdict(list)
+        for g in garbage:
+            by_kind[g["kind"]].append(g["rejected"] or g["below_good"])
+        caught = sum(sum(v) for v in by_kind.values())
+        detail = ", ".join(f"{kind} {sum(v)}/{len(v)}" for kind, v in by_kind.items())
+        rejected = sum(g["rejected"] for g in garbage)
+        notes.append(f"garbage injected into the picks: {caught} of {len(garbage)} rejected or ranked below the pick "
+                     f"({rejected} rejected outright; {detail})")
+    return table, notes
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return "–"
+    if column in ("songs", "picked"):
+        return str(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if column in ("identified", "banging", "playable"):
+        return f"{value:.0%}"
+    if column in ("qmax_median", "qmax_mean"):
+        return f"{value:.4f}"
+    return f"{value:.3f}"
+
+
+def markdown(table: list[dict], notes: list[str], title: str) -> str:
+    lines = [f"## {title}", "", "| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] + ["--:"] * (len(HEADERS) - 1)) + "|"]
+    for row in table:
+        lines.append("| " + " | ".join([row["row"]] + [_cell(c, row[c]) for c in COLUMNS[1:]]) + " |")
+    lines.append("")
+    lines.extend(f"- {note}" for note in notes)
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(out: Path, table: list[dict], notes: list[str], title: str) -> str:
+    """OUT/quality.md and OUT/quality.csv; returns the Markdown."""
+    text = markdown(table, notes, title)
+    write_text(out / "quality.md", text)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    write_text(out / "quality.csv", buffer.getvalue())
+    return text
