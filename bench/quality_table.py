@@ -13,7 +13,7 @@ from covermill.tasks.atomic import write_text
 from covermill.tasks.rank import RankSettings
 
 COLUMNS = ["row", "songs", "qmax_median", "qmax_mean", "aligned_median", "identified", "banging", "playable",
-           "note_f1", "picked"]
+           "note_f1", "picked", "identified_of"]
 HEADERS = ["row", "songs", "Qmax median", "Qmax mean", "aligned share median", "identified", "note banging",
            "playable", "note F1", "picked"]
 KIND_ORDER = {"candidate": 0, "raw": 1, "pick": 2, "oracle": 3, "reference": 4, "control": 5}
@@ -48,6 +48,7 @@ def row_stats(name: str, entries: list, settings: RankSettings, picked: int | No
         "playable": _share([playable(e.defects, settings) for e in entries]),
         "note_f1": statistics.fmean(f1s) if f1s else None,
         "picked": picked,
+        "identified_of": len(identified),  # with --identify summary a style row is identified only where it was picked
     }
 
 
@@ -108,10 +109,16 @@ def _cell(column: str, value) -> str:
     return f"{value:.3f}"
 
 
+def _identified(row: dict) -> str:
+    text = _cell("identified", row["identified"])
+    return text if row["identified_of"] in (0, row["songs"]) else f"{text} of {row['identified_of']}"
+
+
 def markdown(table: list[dict], notes: list[str], title: str) -> str:
     lines = [f"## {title}", "", "| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] + ["--:"] * (len(HEADERS) - 1)) + "|"]
     for row in table:
-        lines.append("| " + " | ".join([row["row"]] + [_cell(c, row[c]) for c in COLUMNS[1:]]) + " |")
+        cells = [_identified(row) if c == "identified" else _cell(c, row[c]) for c in COLUMNS[1:len(HEADERS)]]
+        lines.append("| " + " | ".join([row["row"]] + cells) + " |")
     lines.append("")
     lines.extend(f"- {note}" for note in notes)
     return "\n".join(lines) + "\n"
