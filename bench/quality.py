@@ -68,7 +68,7 @@ from covermill.tasks.render import render_midi  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cut_dataset import AUDIO_SUFFIXES  # noqa: E402
-from garbage import corruptions, most_sounded_pitch  # noqa: E402
+from garbage import banged_segment, corruptions  # noqa: E402
 from quality_table import summarise, write_tables  # noqa: E402
 
 
@@ -197,7 +197,8 @@ def prepare_song(work: SongWork, config: CovermillConfig, cache: Cache) -> None:
         write_midi(read_midi(work.score), reference)  # every track played on the piano
         entries.append(Entry(work.name, "score as piano", "reference", reference))
     control = bench_dir / "control.mid"
-    write_midi(banged_control(read_midi(folder.transcription(config.generate.generators[0])), info.duration), control)
+    # the classic failure as a whole cover: the song's commonest pitch struck four times a second throughout
+    write_midi(banged_segment(read_midi(folder.transcription(config.generate.generators[0])), info.duration, share=1.0, interval=0.25), control)
     entries.append(Entry(work.name, "control: one note banged", "control", control))
     for entry in entries:
         entry.key, entry.audio = cache.audio_for(entry.midi)
@@ -205,12 +206,6 @@ def prepare_song(work: SongWork, config: CovermillConfig, cache: Cache) -> None:
     work.entries = entries
     audio = {e.candidate_id: e.audio for e in entries if e.kind == "candidate"}
     work.ranking = rank_candidates(folder.audio, work.candidates, audio, config.rank)
-
-
-def banged_control(transcription: list[Note], duration: float, interval: float = 0.25) -> list[Note]:
-    """The classic failure as a whole cover: the song's commonest pitch struck all the way through."""
-    pitch = most_sounded_pitch(transcription)
-    return [Note(t, t + interval * 0.9, pitch, 90) for t in np.arange(0.0, duration, interval).tolist()]
 
 
 def note_f1(reference: list[Note], estimate: list[Note]) -> float:
