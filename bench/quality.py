@@ -56,12 +56,12 @@ from covermill.flows.config import CovermillConfig, load_config  # noqa: E402
 from covermill.models.device import usable_cores  # noqa: E402
 from covermill.models.notes import Note  # noqa: E402
 from covermill.tasks.atomic import atomic_output, file_sha256, read_json, write_json  # noqa: E402
-from covermill.tasks.audio import decode_to_wav, probe, read_mono  # noqa: E402
+from covermill.tasks.audio import decode_to_wav, probe  # noqa: E402
 from covermill.tasks.defects import measure_defects  # noqa: E402
 from covermill.tasks.generate import make_candidates  # noqa: E402
 from covermill.tasks.layout import SongFolder  # noqa: E402
 from covermill.tasks.midi import read_midi, write_midi  # noqa: E402
-from covermill.tasks.qmax import PROTOCOL, QmaxResult, hpcp, qmax  # noqa: E402
+from covermill.tasks.qmax import PROTOCOL, QmaxResult, cover_chroma, qmax  # noqa: E402
 from covermill.tasks.rank import rank_candidates  # noqa: E402
 from covermill.tasks.records import Candidate, Ranking, Song  # noqa: E402
 from covermill.tasks.render import render_midi  # noqa: E402
@@ -112,7 +112,7 @@ class Cache:
 
 def chroma_job(audio: str, target: str) -> str:
     """Native-hop HPCP of an audio file into an .npy (in a worker process)."""
-    features = hpcp(read_mono(Path(audio), PROTOCOL.sample_rate))
+    features = cover_chroma(Path(audio), factor=1)  # the ranker's own chroma, unpooled
     with atomic_output(Path(target)) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, features)
@@ -243,7 +243,6 @@ def score_all(songs: list[SongWork], cache: Cache, identify: str, workers: int) 
             return list(originals)
         return [entry.song]
 
-    # the oracle is only known after the own-song Qmax, so that pass comes first in summary mode
     chroma_needed = {key: audio for key, audio in originals.values()}
     chroma_needed.update({e.key: e.audio for w in songs for e in w.entries})
     missing = {k: a for k, a in chroma_needed.items() if not cache.chroma_path(k).exists()}
@@ -270,6 +269,7 @@ def score_all(songs: list[SongWork], cache: Cache, identify: str, workers: int) 
                     cache.save()
                     log(f"qmax: {done}/{len(todo)} ({time.monotonic() - started:.0f} s)")
 
+        # the oracle is only known after the own-song Qmax, so that pass comes first in summary mode
         run([(e.key, originals[e.song][0]) for w in songs for e in w.entries])
         if identify == "summary":  # the oracle joins the summary rows
             for w in songs:
