@@ -185,7 +185,7 @@ def prepare_song(work: SongWork, config: CovermillConfig, cache: Cache) -> None:
     work.original_key = "original-" + file_sha256(folder.audio)[:16]
     # styles may have changed since the last run: arrange again (the transcription is kept)
     shutil.rmtree(folder.candidates_dir, ignore_errors=True)
-    work.candidates = make_candidates(work.song, folder, config.generate, config.arrange)
+    work.candidates = make_candidates(work.song, folder, config.generate, config.arrange).candidates
     entries = [Entry(work.name, candidate_row(c), "candidate", c.midi, c.id) for c in work.candidates]
     for generator in config.generate.generators:
         raw = folder.transcription(generator)

@@ -42,7 +42,8 @@ def _say_error(message: str) -> None:
         "Examples:\n\n"
         "  covermill run song.ogg --dry-run\n\n"
         "  covermill run a.mp3 b.flac https://example.com/c.ogg --out covers --dry-run\n\n"
-        "  covermill run ~/Music/album/ --config my-config.yaml --dry-run"
+        "  covermill run ~/Music/album/ --config my-config.yaml --dry-run\n\n"
+        "  covermill run song.ogg --generators basic-pitch,pop2piano --arrangers 1,3,20 --seeds 0,1 --dry-run"
     )
 )
 def run(
@@ -50,14 +51,17 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output (work) folder: one sub-folder per song, plus the ledger.")] = Path("out"),
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file (default: ./config.yaml if present, else built-in defaults).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop at the local video; never upload.")] = False,
+    generators: Annotated[Optional[str], typer.Option("--generators", "-g", help="Generators to run, comma-separated (overrides config), e.g. basic-pitch,pop2piano.", show_default=False)] = None,
+    arrangers: Annotated[Optional[str], typer.Option("--arrangers", "-a", help="Pop2Piano arrangers: 'all' or composer numbers 1-21 such as 1,3,20 (the -c of the pop2piano CLI fork).", show_default=False)] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Sampling seeds, comma-separated, for Pop2Piano and the random arrangement styles, e.g. 0,1,2.", show_default=False)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and Prefect's error records.")] = False,
 ) -> None:
-    from covermill.flows.config import load_config
+    from covermill.flows.config import load_config, with_overrides
     from covermill.tasks.download import expand_sources
     from covermill.tasks.errors import CovermillError
 
     try:
-        settings = load_config(config)
+        settings = with_overrides(load_config(config), generators, arrangers, seeds)
         songs = expand_sources(sources)
     except CovermillError as exc:
         if debug:

@@ -57,7 +57,8 @@ def explain(error: ValidationError, source: str) -> str:
         hint = f" (known here: {', '.join(known)})" if known else ""
         return f"{source}: unknown setting '{where}'; check its spelling{hint}."
     message = str(first.get("msg", "bad value")).removeprefix("Value error, ")
-    return f"{source}: setting '{where}' is invalid: {message}; fix it in the file."
+    fix = "fix the option" if source == "command line" else "fix it in the file"
+    return f"{source}: setting '{where}' is invalid: {message}; {fix}."
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> CovermillConfig:
@@ -86,3 +87,27 @@ def load_config(path: Path | None = None) -> CovermillConfig:
     if not isinstance(data, dict):
         raise CovermillError(f"{path}: expected a mapping of sections (download:, generate:, ...), found {type(data).__name__}.")
     return config_from_dict(data, str(path))
+
+
+def _number_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CovermillError(f"{what} must be numbers separated by commas, like 0,1; got {text!r}.") from None
+
+
+def with_overrides(config: CovermillConfig, generators: str | None = None, arrangers: str | None = None,
+                   seeds: str | None = None) -> CovermillConfig:
+    """The config with the command line's choices applied (comma-separated, as typed), checked like
+    the file: `generators` replaces generate.generators; `arrangers` picks Pop2Piano's composers
+    (`all` or 1,3,20); `seeds` sets the sampling seeds of Pop2Piano and of the random styles."""
+    data = config.model_dump(mode="json")
+    if generators is not None:
+        data["generate"]["generators"] = [name.strip() for name in generators.split(",") if name.strip()]
+    if arrangers is not None or seeds is not None:
+        options = data["generate"]["options"].setdefault("pop2piano", {})
+        if arrangers is not None:
+            options["arrangers"] = arrangers
+        if seeds is not None:
+            options["seeds"] = data["arrange"]["seeds"] = _number_list(seeds, "--seeds")
+    return config_from_dict(data, "command line")

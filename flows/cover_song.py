@@ -23,7 +23,7 @@ from covermill.tasks.layout import SongFolder, ledger_path
 from covermill.tasks.ledger import DONE, FAILED, RUNNING, Ledger
 from covermill.tasks.metadata import render_metadata
 from covermill.tasks.rank import rank
-from covermill.tasks.records import Candidate, Publication, Ranking, Song
+from covermill.tasks.records import Candidate, Generated, Publication, Ranking, Song
 from covermill.tasks.render import render_candidates, render_winner_task
 from covermill.tasks.thumbnail import make_thumbnail_task
 from covermill.tasks.video import make_video_task
@@ -63,9 +63,9 @@ class SongRun:
         return result
 
 
-def _candidates_on_disk(ledger: Ledger, song_id: str) -> list[Candidate] | None:
+def _candidates_on_disk(ledger: Ledger, song_id: str) -> Generated | None:
     found = ledger.candidates(song_id)
-    return found if found and all(c.midi.exists() for c in found) else None
+    return Generated(candidates=found) if found and all(c.midi.exists() for c in found) else None
 
 
 def _audio_on_disk(folder: SongFolder, candidates: list[Candidate]) -> dict[str, Path] | None:
@@ -92,12 +92,13 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     folder = SongFolder(out, song.id)
     run = SongRun(ledger, song)
 
-    candidates = run.stage(
+    generated: Generated = run.stage(
         "generate",
         lambda: _candidates_on_disk(ledger, song.id),
         lambda: generate_candidates(song, out, config.generate, config.arrange),
-        lambda found: ledger.record_candidates(song.id, found),
+        lambda found: ledger.record_generated(song.id, found, config.generate.generators),
     )
+    candidates = generated.candidates
     audio = run.stage(
         "render",
         lambda: _audio_on_disk(folder, candidates),

@@ -1,8 +1,13 @@
 """The generator interface: audio in, notes out. A new model is one new module in this folder.
 
 A generator named `foo-bar` lives in `covermill.models.foo_bar` and exposes `load(options)`
-returning an object with a `name` and `transcribe(audio_path) -> list[Note]`. Models load once
-per process (the cache below) because loading costs more than a short song's inference.
+returning one of two kinds of object with a `name`:
+- a Transcriber, `transcribe(audio_path) -> list[Note]`: one transcription per song, which the
+  generate stage then arranges for piano in every style (basic-pitch, transkun);
+- a CoverGenerator, `cover(audio_path, variants, hold) -> {Variant: list[Note]}`: a model that
+  writes piano covers itself, many per song (one per arranger and seed: Pop2Piano).
+Models load once per process (the cache below) because loading costs more than a short song's
+inference.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import importlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from covermill.models.notes import Note
 
@@ -25,8 +32,37 @@ class Generator(Protocol):
         ...
 
 
+class Variant(NamedTuple):
+    """One cover a CoverGenerator makes of a song: an arranger (style token) and a sampling seed
+    (None when decoding is greedy, which gives one cover per arranger)."""
+
+    arranger: int
+    seed: int | None
+
+
+class CoverGenerator(Protocol):
+    name: str
+
+    def variants(self) -> list[Variant]:
+        """The covers config.yaml asks for, in order."""
+        ...
+
+    def cover(self, audio_path: Path, variants: list[Variant],
+              hold: Callable[[], AbstractContextManager[Any]] | None = None) -> dict[Variant, list[Note]]:
+        """Notes of each variant; every model call runs inside `hold()` (the GPU slot)."""
+        ...
+
+
 class UnknownGenerator(ValueError):
     pass
+
+
+class ModelMissing(RuntimeError):
+    """The model's weights are not on this machine; the message says where to put them."""
+
+
+class SongNotSupported(RuntimeError):
+    """This generator cannot handle this song (e.g. no beat grid); the others still can."""
 
 
 OptionsT = TypeVar("OptionsT")
@@ -45,6 +81,14 @@ def parse_options(generator: str, options_type: type[OptionsT], options: dict[st
 
 def module_name(name: str) -> str:
     return f"covermill.models.{name.replace('-', '_')}"
+
+
+def cover_variants(name: str, options: dict[str, Any] | None = None) -> list[Variant] | None:
+    """The covers a CoverGenerator module would make with these options (None for a Transcriber),
+    read from its options alone: planning what is missing loads no model."""
+    module = importlib.import_module(module_name(name))
+    variants = getattr(module, "variants", None)
+    return None if variants is None else variants(options)
 
 
 def load_generator(name: str, options: dict[str, Any] | None = None) -> Generator:

@@ -120,6 +120,7 @@ def weights_path() -> Path:
 
 class TranskunGenerator:
     name = NAME
+    holds_gpu_slot = True  # a torch model: its calls run inside the GPU slot
 
     def __init__(self, options: TranskunOptions):
         import moduleconf

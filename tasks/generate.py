@@ -1,9 +1,14 @@
-"""Generate stage: transcribe a song with each generator once, then arrange it in every style.
+"""Generate stage: every generator's candidates for a song, side by side for the ranking.
+
+Two kinds of generator (models/generator.py): a transcriber (basic-pitch, transkun) transcribes
+the song once and each arrangement style turns that into a candidate; a cover model (Pop2Piano)
+writes one candidate per arranger and seed itself, all of them in one batched call.
 
 Everything this stage makes is a file in the song folder, written atomically: the raw
-transcription per generator (so a re-run, or a new style in config.yaml, never transcribes again)
-and one MIDI per candidate (kept if it exists: candidates are named by generator, style and seed,
-and a style's notes depend on nothing else).
+transcription per transcriber (so a re-run, or a new style in config.yaml, never transcribes
+again) and one MIDI per candidate (kept if it exists: candidates are named by generator, style or
+arranger, and seed, and their notes depend on nothing else). A generator that cannot handle this
+song (Pop2Piano without a beat grid) is skipped with its reason; the others go on.
 """
 
 from __future__ import annotations
@@ -13,25 +18,31 @@ import importlib
 import importlib.util
 import pkgutil
 from pathlib import Path
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pydantic import Field, model_validator
 
 import covermill.models
-from covermill.models.generator import UnknownGenerator, load_generator, module_name
+from covermill.models.batching import OutOfMemory
+from covermill.models.generator import (ModelMissing, SongNotSupported, UnknownGenerator, Variant, cover_variants,
+                                        load_generator, module_name)
 from covermill.models.notes import Note
 from covermill.tasks.arrange import ArrangeSettings
 from covermill.tasks.arrange import arrange as arrange_notes
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import read_midi, write_midi
-from covermill.tasks.records import Candidate, Song
+from covermill.tasks.gpu_slot import GPU_LIMIT, slot_holder
+from covermill.tasks.records import Candidate, Generated, Song
 from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
 
 
 def known_generators() -> list[str]:
-    """Names of the generator modules in covermill.models: a top-level `load` and a `transcribe` method.
+    """Names of the generator modules in covermill.models: a top-level `load` and a `transcribe`
+    (or `cover`) method.
 
     Read from the source, not imported, so that listing them loads no model library.
     """
@@ -43,7 +54,7 @@ def known_generators() -> list[str]:
         tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
         has_load = any(isinstance(node, ast.FunctionDef) and node.name == "load" for node in tree.body)
         has_transcribe = any(
-            isinstance(item, ast.FunctionDef) and item.name == "transcribe"
+            isinstance(item, ast.FunctionDef) and item.name in ("transcribe", "cover")
             for node in tree.body if isinstance(node, ast.ClassDef) for item in node.body
         )
         if has_load and has_transcribe:
@@ -54,6 +65,11 @@ def known_generators() -> list[str]:
 class GenerateSettings(Settings):
     generators: list[str] = Field(default_factory=lambda: ["basic-pitch"])
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # generator -> options for its load()
+    # Model calls of torch generators hold a slot of this Prefect global concurrency limit (created
+    # with gpu_slots slots when missing), so runs sharing a GPU take turns; null holds none.
+    gpu_limit: str | None = GPU_LIMIT
+    gpu_slots: int = Field(default=1, ge=1)
+    gpu_wait_s: float | None = Field(default=None, gt=0)  # give up waiting for the slot after this; null waits
 
     @model_validator(mode="after")
     def _generators_exist(self) -> GenerateSettings:
@@ -75,7 +91,25 @@ class GenerateSettings(Settings):
         return dict(self.options.get(generator, {}))
 
 
-def transcribe_song(song: Song, folder: SongFolder, generator: str, options: dict[str, Any] | None = None) -> list[Note]:
+Hold = Callable[[], AbstractContextManager[Any]]
+NO_NOTES = "it found no notes"
+
+
+def _load(generator: str, options: dict[str, Any]) -> Any:
+    try:
+        return load_generator(generator, options)
+    except UnknownGenerator:
+        raise CovermillError(f"unknown generator {generator!r}; use one of {', '.join(known_generators())}.") from None
+    except ModelMissing as exc:
+        raise CovermillError(str(exc)) from None
+
+
+def _held(model: Any, hold: Hold | None) -> Hold | None:
+    return hold if getattr(model, "holds_gpu_slot", False) else None
+
+
+def transcribe_song(song: Song, folder: SongFolder, generator: str, options: dict[str, Any] | None = None,
+                    hold: Hold | None = None) -> list[Note]:
     """The generator's notes for the song, transcribed once: later calls read the saved MIDI.
 
     The first call also returns what it reads back from the file, so the first run and every
@@ -83,11 +117,10 @@ def transcribe_song(song: Song, folder: SongFolder, generator: str, options: dic
     """
     path = folder.transcription(generator)
     if not path.exists():
-        try:
-            model = load_generator(generator, options)
-        except UnknownGenerator:
-            raise CovermillError(f"unknown generator {generator!r}; use one of {', '.join(known_generators())}.") from None
-        write_midi(model.transcribe(Path(song.audio)), path)
+        model = _load(generator, dict(options or {}))
+        with (_held(model, hold) or nullcontext)():
+            notes = model.transcribe(Path(song.audio))
+        write_midi(notes, path)
     return read_midi(path)
 
 
@@ -95,41 +128,103 @@ def candidate_id(generator: str, style: str, seed: int | None) -> str:
     return f"{generator}-{style}" if seed is None else f"{generator}-{style}-s{seed}"
 
 
-def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, arrange: ArrangeSettings) -> list[Candidate]:
-    """Every candidate MIDI of the song (generators x styles x seeds), made unless it exists."""
+def cover_candidate_id(generator: str, variant: Variant) -> str:
+    return candidate_id(generator, f"a{variant.arranger:02d}", variant.seed)
+
+
+def arranged_candidates(song: Song, folder: SongFolder, generator: str, options: dict[str, Any],
+                        arrange: ArrangeSettings, hold: Hold | None = None) -> list[Candidate]:
+    """A transcriber's candidates: its transcription arranged in every style x seed."""
     log = stage_logger("generate")
-    variants = arrange.variants()
-    candidates: list[Candidate] = []
-    for generator in generate.generators:
-        planned = [(style, seed, candidate_id(generator, style, seed)) for style, seed in variants]
-        missing = [p for p in planned if not folder.candidate_midi(p[2]).exists()]
-        notes: list[Note] = []
-        if missing:
-            log.info(f"{generator}: transcribing {song.title or song.id}" if not folder.transcription(generator).exists()
-                     else f"{generator}: reading the saved transcription")
-            notes = transcribe_song(song, folder, generator, generate.options_for(generator))
-            if not notes:
-                log.warning(f"{generator} found no notes in {song.source}; it gives no candidates")
+    planned = [(style, seed, candidate_id(generator, style, seed)) for style, seed in arrange.variants()]
+    missing = [p for p in planned if not folder.candidate_midi(p[2]).exists()]
+    notes: list[Note] = []
+    if missing:
+        log.info(f"{generator}: transcribing {song.title or song.id}" if not folder.transcription(generator).exists()
+                 else f"{generator}: reading the saved transcription")
+        notes = transcribe_song(song, folder, generator, options, hold)
+        if not notes:
+            log.warning(f"{generator} found no notes in {song.source}; it gives no candidates")
+            return []
+        log.info(f"{generator}: {len(notes)} notes; arranging {len(missing)} of {len(planned)} candidates")
+    candidates = []
+    for style, seed, cid in planned:
+        path = folder.candidate_midi(cid)
+        if path.exists():
+            count = len(read_midi(path))
+        else:
+            arranged = arrange_notes(notes, arrange.styles[style], seed)
+            if not arranged:
+                log.warning(f"{cid}: the {style} style left no notes; skipped")
                 continue
-            log.info(f"{generator}: {len(notes)} notes; arranging {len(missing)} of {len(planned)} candidates")
-        for style, seed, cid in planned:
-            path = folder.candidate_midi(cid)
-            if path.exists():
-                count = len(read_midi(path))
-            else:
-                arranged = arrange_notes(notes, arrange.styles[style], seed)
-                if not arranged:
-                    log.warning(f"{cid}: the {style} style left no notes; skipped")
-                    continue
-                write_midi(arranged, path)
-                count = len(arranged)
-            candidates.append(Candidate(id=cid, generator=generator, style=style, seed=seed, midi=path, note_count=count))
-    if not candidates:
-        raise CovermillError(f"{song.source}: no generator found any notes; the audio seems to hold no music.")
+            write_midi(arranged, path)
+            count = len(arranged)
+        candidates.append(Candidate(id=cid, generator=generator, style=style, seed=seed, midi=path, note_count=count))
     return candidates
 
 
+def model_covers(song: Song, folder: SongFolder, generator: str, options: dict[str, Any],
+                 variants: list[Variant], hold: Hold | None = None) -> list[Candidate]:
+    """A cover model's candidates: one per arranger x seed, the missing ones made in one call."""
+    log = stage_logger("generate")
+    planned = [(variant, cover_candidate_id(generator, variant)) for variant in variants]
+    missing = [variant for variant, cid in planned if not folder.candidate_midi(cid).exists()]
+    if missing:
+        log.info(f"{generator}: writing {len(missing)} of {len(planned)} covers of {song.title or song.id}")
+        model = _load(generator, options)
+        try:
+            covers = model.cover(Path(song.audio), missing, hold=_held(model, hold), progress=log.info)
+        except OutOfMemory as exc:
+            raise CovermillError(f"{generator}: {exc}.") from exc
+        for variant in missing:
+            if covers.get(variant):
+                write_midi(covers[variant], folder.candidate_midi(cover_candidate_id(generator, variant)))
+    candidates = []
+    for variant, cid in planned:
+        path = folder.candidate_midi(cid)
+        if not path.exists():
+            log.warning(f"{cid}: the model wrote no notes; skipped")
+            continue
+        candidates.append(Candidate(id=cid, generator=generator, style=f"composer{variant.arranger}", seed=variant.seed,
+                                    arranger=variant.arranger, midi=path, note_count=len(read_midi(path))))
+    return candidates
+
+
+def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, arrange: ArrangeSettings,
+                    hold: Hold | None = None) -> Generated:
+    """Every candidate MIDI of the song from every generator, made unless it exists.
+
+    `hold()` wraps each call of a torch model (the Prefect `gpu` slot in a flow; nothing by default).
+    """
+    log = stage_logger("generate")
+    candidates: list[Candidate] = []
+    skipped: dict[str, str] = {}
+    for generator in generate.generators:
+        options = generate.options_for(generator)
+        try:
+            variants = cover_variants(generator, options)
+            if variants is None:
+                made = arranged_candidates(song, folder, generator, options, arrange, hold)
+            else:
+                made = model_covers(song, folder, generator, options, variants, hold)
+        except SongNotSupported as exc:
+            log.warning(f"{generator}: no candidates for {song.title or song.id}: {exc}")
+            skipped[generator] = str(exc)
+            continue
+        if not made:
+            skipped[generator] = NO_NOTES
+        candidates.extend(made)
+    if not candidates:
+        if all(reason == NO_NOTES for reason in skipped.values()):
+            raise CovermillError(f"{song.source}: no generator found any notes; the audio seems to hold no music.")
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise CovermillError(f"{song.source}: no generator made a candidate ({reasons}).")
+    return Generated(candidates=candidates, skipped=skipped)
+
+
 @stage("generate")
-def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings) -> list[Candidate]:
-    """Prefect task: the song's candidate MIDIs in its folder under `out_dir`."""
-    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange)
+def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings) -> Generated:
+    """Prefect task: the song's candidate MIDIs in its folder under `out_dir`; torch model calls
+    hold the `gpu` concurrency slot."""
+    hold = slot_holder(generate.gpu_limit, generate.gpu_slots, generate.gpu_wait_s)
+    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange, hold)

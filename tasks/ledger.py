@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from covermill.tasks.records import Candidate, Ranking, Song
+from covermill.tasks.records import Candidate, Generated, Ranking, Song
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS songs (
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS rankings (
 );
 """
 
-DONE, FAILED, RUNNING = "done", "failed", "running"
+DONE, FAILED, RUNNING, SKIPPED = "done", "failed", "running", "skipped"
+GENERATOR_STAGE = "generate:"  # + a generator's name: how that generator fared on the song
 
 
 class Ledger:
@@ -114,6 +115,22 @@ class Ledger:
                 "INSERT INTO candidates (song_id, id, data) VALUES (?, ?, ?)",
                 [(song_id, c.id, c.model_dump_json()) for c in candidates],
             )
+
+    def record_generated(self, song_id: str, generated: Generated, generators: list[str]) -> None:
+        """The candidates, and per generator `generate:<name>`: done, or skipped with its reason."""
+        self.record_candidates(song_id, generated.candidates)
+        for name in generators:
+            if name in generated.skipped:
+                self.mark(song_id, GENERATOR_STAGE + name, SKIPPED, generated.skipped[name])
+            else:
+                self.mark(song_id, GENERATOR_STAGE + name, DONE)
+
+    def generator_outcomes(self, song_id: str) -> dict[str, tuple[str, str]]:
+        """generator -> (state, reason) for the song's last generate stage."""
+        with self._connect() as db:
+            rows = db.execute("SELECT stage, state, detail FROM stages WHERE song_id = ? AND stage LIKE ?",
+                              (song_id, GENERATOR_STAGE + "%")).fetchall()
+        return {stage[len(GENERATOR_STAGE):]: (state, detail) for stage, state, detail in rows}
 
     def candidates(self, song_id: str) -> list[Candidate]:
         with self._connect() as db:

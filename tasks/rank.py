@@ -175,6 +175,7 @@ def ranking_table(ranking: Ranking, candidates: list[Candidate]) -> list[dict[st
             "candidate": score.candidate_id,
             "generator": candidate.generator if candidate else "",
             "style": candidate.style if candidate else "",
+            "arranger": candidate.arranger if candidate and candidate.arranger is not None else "",
             "seed": candidate.seed if candidate and candidate.seed is not None else "",
             "qmax": _number(score.qmax),
             "aligned": f"{score.aligned_share:.0%}",

@@ -26,14 +26,23 @@ class Song(Record):
 
 
 class Candidate(Record):
-    """One piano-cover candidate: a generator's transcription arranged in one style (and seed)."""
+    """One piano-cover candidate: a generator's transcription arranged in one style (and seed), or
+    a cover a model wrote itself with one arranger token (and sampling seed)."""
 
     id: str
     generator: str
     style: str
     seed: int | None = None
+    arranger: int | None = None  # Pop2Piano's composer number, 1..21
     midi: Path
     note_count: int = 0
+
+
+class Generated(Record):
+    """What the generate stage made: the candidates, and why a generator gave none for this song."""
+
+    candidates: list[Candidate]
+    skipped: dict[str, str] = {}  # generator -> reason (e.g. no beat grid for Pop2Piano)
 
 
 class Score(Record):

@@ -38,7 +38,7 @@ def refuse_to_load(*args, **kwargs):
 def test_candidates_for_every_style_and_seed_then_reused(song_a, monkeypatch):
     song, folder = song_a
     generate, arrange = GenerateSettings(), ArrangeSettings()
-    first = make_candidates(song, folder, generate, arrange)
+    first = make_candidates(song, folder, generate, arrange).candidates
 
     assert len(first) >= 8
     assert len({c.id for c in first}) == len(first)
@@ -53,13 +53,13 @@ def test_candidates_for_every_style_and_seed_then_reused(song_a, monkeypatch):
     assert read_midi(humanised[0].midi) != read_midi(humanised[1].midi)
 
     monkeypatch.setattr(gen, "load_generator", refuse_to_load)
-    assert make_candidates(song, folder, generate, arrange) == first
+    assert make_candidates(song, folder, generate, arrange).candidates == first
 
     # a lost candidate is remade from the saved transcription, note for note
     lost = next(c for c in first if c.style == "melody-bass")
     before = read_midi(lost.midi)
     lost.midi.unlink()
-    assert make_candidates(song, folder, generate, arrange) == first
+    assert make_candidates(song, folder, generate, arrange).candidates == first
     assert read_midi(lost.midi) == before
 
 

@@ -1,0 +1,325 @@
+"""Pop2Piano (transformers): piano covers written by a T5, one per arranger token and seed.
+
+Pop2Piano reads a song in two-bar segments cut on essentia's beat grid and writes piano tokens
+for each, conditioned on one of 21 "composer" (arranger) tokens. The cover of a song is all
+arrangers x seeds; covermill makes them all and lets the ranking choose. What it costs is
+`generate`, so everything else is done once:
+- the model loads once per process (per model, device and dtype);
+- beats and log-mel features are computed once per song and shared by every variant;
+- transformers' `generate` takes one composer per call, so the conditioned encoder inputs are
+  built here with the model's own mel-conditioner, one per arranger, and every (variant,
+  segment) row of the song goes through `generate` in as few calls as memory allows;
+- sampling noise is keyed per row (models/seeded_sampling.py), so a seed's cover does not depend
+  on the batch it ran in, and halving the batch after an out-of-memory changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from covermill.models import generator
+from covermill.models.batching import run_in_batches
+from covermill.models.device import resolve_device, usable_cores
+from covermill.models.generator import ModelMissing, SongNotSupported, Variant
+from covermill.models.notes import Note, sort_notes
+
+NAME = "pop2piano"
+DEFAULT_MODEL = "sweetcocoa/pop2piano"
+ARRANGERS = tuple(range(1, 22))  # composer1 .. composer21
+BEAT_TRACKER_RATE = 44100  # RhythmExtractor2013 assumes it
+MIN_BEATS = 4
+TEMPO_RANGE = (30.0, 250.0)  # BPM; outside it the tracker is guessing (silence gives ~740)
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Pop2PianoOptions:
+    model: str = DEFAULT_MODEL  # a Hugging Face hub id or a local folder (from save_pretrained)
+    revision: str | None = None  # a hub branch, tag or commit
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    dtype: str = "float32"  # on CUDA also float16 / bfloat16; the CPU always runs float32
+    arrangers: str | list[int] = "all"  # "all", or composer numbers 1..21 like the CLI fork's -c 1,3,20
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    sampling: bool = True  # False: greedy decoding, one cover per arranger (seeds ignored)
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no top-k cut
+    top_p: float = 0.95  # 1.0: no nucleus cut
+    max_new_tokens: int = 256  # per two-bar segment
+    batch_size: int = 256  # segments per generate call; halved automatically on out-of-memory
+    steps_per_beat: int = 2
+    max_seconds: float = 900.0  # longer songs are refused before beat tracking (time and memory)
+    threads: int = 0  # torch CPU threads; 0 = every core this process may use
+
+    def __post_init__(self) -> None:
+        if not (self.device in ("auto", "cpu") or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise ValueError(f"pop2piano option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"pop2piano option dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        object.__setattr__(self, "arrangers", parse_arrangers(self.arrangers))
+        object.__setattr__(self, "seeds", [int(s) for s in self.seeds])
+        if self.sampling and not self.seeds:
+            raise ValueError("pop2piano option seeds must list at least one seed when sampling (or set sampling: false)")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"pop2piano option seeds must not repeat, got {self.seeds}")
+        if self.temperature <= 0:
+            raise ValueError(f"pop2piano option temperature must be above 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"pop2piano option top_p must lie in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"pop2piano option top_k must be 0 (off) or more, got {self.top_k}")
+        for name in ("max_new_tokens", "batch_size", "steps_per_beat"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"pop2piano option {name} must be at least 1, got {getattr(self, name)}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"pop2piano option max_seconds must be above 0, got {self.max_seconds}")
+
+    def variants(self) -> list[Variant]:
+        seeds: list[int | None] = list(self.seeds) if self.sampling else [None]
+        return [Variant(arranger, seed) for arranger in self.arrangers for seed in seeds]
+
+
+def parse_arrangers(value: str | int | list[int] | tuple[int, ...]) -> list[int]:
+    """`all`, `3`, `1,3,20` or a list of composer numbers -> sorted unique numbers in 1..21."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "all":
+            return list(ARRANGERS)
+        try:
+            value = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(f"pop2piano arrangers must be 'all' or numbers like 1,3,20, got {value!r}") from None
+    elif isinstance(value, int):
+        value = [value]
+    numbers = sorted({int(v) for v in value})
+    wrong = [n for n in numbers if n not in ARRANGERS]
+    if not numbers or wrong:
+        raise ValueError(f"pop2piano arrangers are numbers from 1 to 21 (or 'all'), got {list(value)}")
+    return numbers
+
+
+def parse_options(options: dict[str, Any] | None) -> Pop2PianoOptions:
+    """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
+    return generator.parse_options(NAME, Pop2PianoOptions, options)
+
+
+def variants(options: dict[str, Any] | None = None) -> list[Variant]:
+    return parse_options(options).variants()
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it, also when it was set after the import."""
+    import huggingface_hub.constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+    return flag or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
+def looks_like_path(model: str) -> bool:
+    return Path(model).expanduser().is_absolute() or model.startswith((".", "~"))
+
+
+def missing_model_message(model: str, offline: bool) -> str:
+    if looks_like_path(model):
+        return (f"there is no Pop2Piano model in {model}: on a connected machine run "
+                f"`hf download {DEFAULT_MODEL} --local-dir pop2piano` and copy that folder to {model}.")
+    reason = "HF_HUB_OFFLINE is set" if offline else "it could not be downloaded"
+    return (f"the Pop2Piano model {model!r} is not in this machine's Hugging Face cache and {reason}: on a "
+            f"connected machine run `hf download {model} --local-dir pop2piano`, copy that folder here and "
+            f"set generate.options.pop2piano.model to its path.")
+
+
+@lru_cache(maxsize=None)
+def load_model(model: str, revision: str | None, device: str, dtype: str) -> tuple[Any, Any]:
+    """(model, processor) from a hub id or a local folder, loaded once per process."""
+    import torch
+    from transformers import Pop2PianoForConditionalGeneration, Pop2PianoProcessor
+
+    offline = hub_offline()
+    source = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    try:
+        processor = Pop2PianoProcessor.from_pretrained(source, revision=revision, local_files_only=offline)
+        network = Pop2PianoForConditionalGeneration.from_pretrained(
+            source, revision=revision, local_files_only=offline, dtype=getattr(torch, dtype))
+    except OSError as exc:
+        raise ModelMissing(missing_model_message(model, offline)) from exc
+    if not hasattr(network.generation_config, "composer_to_feature_token"):
+        raise ModelMissing(f"{model} has no generation_config.json with composer_to_feature_token (the arranger "
+                           f"tokens); copy it from {DEFAULT_MODEL}.")
+    return network.to(device).eval(), processor
+
+
+@dataclass
+class SongFeatures:
+    """What every variant of one song shares: the beat grid and the log-mel segments."""
+
+    features: Any  # the processor's BatchFeature: input_features, beatsteps, extrapolated_beatstep
+    bpm: float
+    beats: int
+    seconds: float
+
+    @property
+    def segments(self) -> int:
+        return int(self.features["input_features"].shape[0])
+
+
+class Pop2PianoGenerator:
+    name = NAME
+    holds_gpu_slot = True  # every generate call runs inside the caller's hold()
+
+    def __init__(self, options: Pop2PianoOptions):
+        import torch
+
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.dtype = options.dtype if self.device.startswith("cuda") else "float32"
+        torch.set_num_threads(options.threads or usable_cores())
+        self.model, self.processor = load_model(options.model, options.revision, self.device, self.dtype)
+        self.batch_size = options.batch_size  # lowered for the rest of the process after an out-of-memory
+        self.last_run: dict[str, Any] = {}  # what the last song cost (for the bench and the log)
+
+    def variants(self) -> list[Variant]:
+        return self.options.variants()
+
+    def cover(self, audio_path: Path, variants: list[Variant] | None = None,
+              hold: Callable[[], AbstractContextManager[Any]] | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[Variant, list[Note]]:
+        """Each variant's notes for the song: features once, then all rows batched through generate."""
+        variants = list(variants if variants is not None else self.variants())
+        progress = progress or (lambda message: None)
+        song = self.song_features(Path(audio_path))
+        rows = [(variant, segment) for variant in variants for segment in range(song.segments)]
+        progress(f"pop2piano: {len(variants)} covers x {song.segments} segments at {song.bpm:.0f} BPM "
+                      f"= {len(rows)} sequences, {min(self.batch_size, len(rows))} per generate call")
+        tokens = self.generate_rows(song, rows, hold or nullcontext, progress)
+        by_variant: dict[Variant, list[Any]] = {variant: [] for variant in variants}
+        for (variant, _), row_tokens in zip(rows, tokens):
+            by_variant[variant].append(row_tokens)
+        return {variant: self.decode(song, row_tokens) for variant, row_tokens in by_variant.items()}
+
+    def song_features(self, audio_path: Path) -> SongFeatures:
+        """Beat grid and log-mel segments, with a readable reason when the beat tracker cannot help."""
+        samples = read_mono(audio_path, BEAT_TRACKER_RATE)
+        seconds = len(samples) / BEAT_TRACKER_RATE
+        if seconds > self.options.max_seconds:
+            raise SongNotSupported(f"the song lasts {seconds:.0f} s, longer than pop2piano's limit of "
+                                   f"{self.options.max_seconds:.0f} s for beat tracking (option max_seconds)")
+        bpm, beat_times = track_beats(samples)
+        if len(beat_times) < MIN_BEATS or not TEMPO_RANGE[0] <= bpm <= TEMPO_RANGE[1]:
+            raise SongNotSupported(f"essentia's beat tracker found no usable beat grid ({len(beat_times)} beats at "
+                                   f"{bpm:.0f} BPM in {seconds:.0f} s: silence, or no steady pulse)")
+        extractor = self.processor.feature_extractor
+        original = extractor.extract_rhythm
+        extractor.extract_rhythm = lambda audio: (bpm, beat_times, None, None, None)  # tracked above, once
+        try:
+            features = self.processor(audio=samples, sampling_rate=BEAT_TRACKER_RATE,
+                                      steps_per_beat=self.options.steps_per_beat, return_tensors="pt")
+        finally:
+            extractor.extract_rhythm = original
+        return SongFeatures(features=features, bpm=float(bpm), beats=len(beat_times), seconds=seconds)
+
+    def generate_rows(self, song: SongFeatures, rows: list[tuple[Variant, int]],
+                      hold: Callable[[], AbstractContextManager[Any]], progress: Callable[[str], None]) -> list[Any]:
+        """Token ids of every (variant, segment) row, in as few generate calls as memory allows."""
+        import torch
+        from transformers import GenerationMixin, LogitsProcessorList
+
+        from covermill.models.seeded_sampling import SamplingSettings, SeededSampler, row_key
+
+        features = song.features["input_features"].to(self.device, dtype=self.model.dtype)
+        conditioned: dict[int, Any] = {}  # arranger -> (segments, 1 + frames, d_model)
+
+        def encoder_input(arranger: int) -> Any:
+            if arranger not in conditioned:
+                with torch.no_grad():
+                    conditioned[arranger], _ = self.model.get_mel_conditioner_outputs(
+                        input_features=features, composer=f"composer{arranger}",
+                        generation_config=self.model.generation_config)
+            return conditioned[arranger]
+
+        config = copy.deepcopy(self.model.generation_config)
+        config.max_new_tokens = self.options.max_new_tokens
+        config.do_sample = False  # sampling happens in SeededSampler, per row
+        config.num_beams = 1
+        # Ids the tokenizer cannot read (the arranger tokens share the vocabulary) would decode as
+        # time steps of -1 and send notes backwards: never let the model pick them.
+        known = set(self.processor.tokenizer.encoder.values())
+        config.suppress_tokens = [i for i in range(self.model.config.vocab_size) if i not in known]
+        sampling = SamplingSettings(self.options.temperature, self.options.top_k, self.options.top_p)
+        done = [0]
+
+        def run(start: int, stop: int) -> list[Any]:
+            chunk = rows[start:stop]
+            embeds = torch.stack([encoder_input(variant.arranger)[segment] for variant, segment in chunk])
+            processors = LogitsProcessorList()
+            if self.options.sampling:
+                keys = torch.tensor([row_key(variant.seed or 0, variant.arranger, segment) for variant, segment in chunk],
+                                    dtype=torch.int64, device=self.device)
+                processors.append(SeededSampler(keys, sampling))
+            with hold(), torch.no_grad():
+                output = GenerationMixin.generate(self.model, inputs_embeds=embeds, generation_config=config,
+                                                  logits_processor=processors)
+            done[0] += len(chunk)
+            progress(f"pop2piano: {done[0]}/{len(rows)} sequences generated")
+            return list(output.cpu())
+
+        def halved(tried: int, size: int) -> None:
+            progress(f"pop2piano: out of memory with {tried} sequences per call; retrying with {size}")
+
+        tokens, self.batch_size = run_in_batches(len(rows), self.batch_size, run, on_halve=halved)
+        self.last_run = {"sequences": len(rows), "segments": song.segments, "batch_size": min(self.batch_size, len(rows)),
+                         "bpm": song.bpm, "seconds": song.seconds}
+        return tokens
+
+    def decode(self, song: SongFeatures, row_tokens: list[Any]) -> list[Note]:
+        """One variant's rows (one per segment, in order) -> notes on the song's clock."""
+        import numpy as np
+
+        eos = int(self.model.generation_config.eos_token_id)
+        width = max(len(t) for t in row_tokens) + 1
+        # Padded with pad (0) and closed with EOS: the tokenizer cuts every row at its first EOS and
+        # needs at least one (a row that never ended is then read to its end).
+        ids = np.zeros((len(row_tokens), width), dtype=np.int64)
+        for i, tokens in enumerate(row_tokens):
+            ids[i, : len(tokens)] = tokens.numpy()
+        ids[:, -1] = eos
+        decoded = self.processor.batch_decode(token_ids=ids, feature_extractor_output=song.features, return_midi=False)
+        notes = [Note(float(n.start), float(n.end), int(n.pitch), int(n.velocity))
+                 for n in decoded["notes"] if n.end > n.start and 0 < n.velocity]
+        return sort_notes(notes)
+
+
+def read_mono(path: Path, rate: int):
+    """float32 mono samples of an audio file at `rate`."""
+    import numpy as np
+    import soundfile
+
+    samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    samples = samples.mean(axis=1)
+    if file_rate != rate:
+        import soxr
+
+        samples = soxr.resample(samples, file_rate, rate)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def track_beats(samples) -> tuple[float, Any]:
+    """(bpm, beat times) from a RhythmExtractor2013 built for this song alone: a reused one keeps
+    state from the previous song and returns its tempo."""
+    import essentia.standard
+
+    try:
+        bpm, beat_times, *_ = essentia.standard.RhythmExtractor2013(method="multifeature")(samples)
+    except Exception as exc:  # essentia raises bare RuntimeErrors with its own text
+        raise SongNotSupported(f"essentia's beat tracker failed on this song ({exc})") from exc
+    return float(bpm), beat_times
+
+
+def load(options: dict[str, Any] | None = None) -> Pop2PianoGenerator:
+    return Pop2PianoGenerator(parse_options(options))

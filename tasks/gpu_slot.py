@@ -1,0 +1,72 @@
+"""The Prefect global concurrency slot that model calls hold, so two flows never fight for one GPU.
+
+`concurrency(..., strict=True)` refuses to run when the limit does not exist (without strict a
+missing limit is silently not enforced), so the limit is created on first use with the configured
+number of slots. Prefect leases the slot and renews it while held: a killed run gives it back
+when the lease runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from covermill.tasks.errors import CovermillError
+
+GPU_LIMIT = "gpu"
+
+
+def ensure_limit(name: str, slots: int) -> bool:
+    """Create the global concurrency limit `name` unless it exists; True when it was created."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+                return False
+            except ObjectNotFound:
+                pass
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+            except ObjectAlreadyExists:  # another run made it meanwhile
+                return False
+            return True
+    except (httpx.HTTPError, OSError) as exc:
+        raise CovermillError(
+            f"could not reach the Prefect server to set up the {name!r} concurrency limit ({exc}); start the "
+            f"server, or create the limit there with `prefect gcl create {name} --limit {slots}`."
+        ) from exc
+
+
+def slot_holder(name: str | None = GPU_LIMIT, slots: int = 1, timeout_s: float | None = None) -> Callable[[], AbstractContextManager[Any]]:
+    """A `hold()` for generators: each call holds one slot of the limit `name` (None: hold nothing)."""
+    from contextlib import nullcontext
+
+    if name is None:
+        return nullcontext
+    created: list[bool] = []
+
+    @contextmanager
+    def hold() -> Iterator[None]:
+        from prefect.concurrency.sync import concurrency
+
+        if not created:
+            created.append(ensure_limit(name, slots))
+        acquired = False
+        try:
+            with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s):
+                acquired = True
+                yield
+        except TimeoutError as exc:
+            if acquired:  # the model's own timeout, not ours
+                raise
+            raise CovermillError(
+                f"waited {timeout_s:g} s for the {name!r} concurrency slot; another run holds it (see `prefect gcl ls`)."
+            ) from exc
+
+    return hold
