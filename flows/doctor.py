@@ -100,6 +100,24 @@ def _generator_check(name: str) -> Callable[[CovermillConfig], Check]:
     return check
 
 
+def check_pop2piano(config: CovermillConfig) -> Check:
+    """Its weights are not shipped: look for them where from_pretrained will, without loading."""
+    from covermill.models import pop2piano
+
+    try:
+        options = pop2piano.parse_options(config.generate.options_for("pop2piano"))
+    except ValueError as exc:
+        return Check("generator pop2piano", False, str(exc), "fix generate.options.pop2piano in config.yaml")
+    transformers = f"transformers {_version('transformers')}"
+    if "pop2piano" not in config.generate.generators:
+        return Check("generator pop2piano", True, f"{transformers}; not enabled in config")
+    found = pop2piano.find_model_files(options.model, options.revision)
+    if found is None:
+        return Check("generator pop2piano", False, f"{transformers}; model {options.model} not found",
+                     pop2piano.missing_model_message(options.model))
+    return Check("generator pop2piano", True, f"{transformers}; model in {found} (enabled)")
+
+
 def check_torch(config: CovermillConfig) -> Check:
     try:
         import torch
@@ -135,6 +153,7 @@ CHECKS: list[Callable[[CovermillConfig], Check]] = [
     check_essentia,
     _generator_check("basic-pitch"),
     _generator_check("transkun"),
+    check_pop2piano,
     check_torch,
     check_prefect,
 ]

@@ -30,12 +30,22 @@ def hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
+def hash32_int(x: int) -> int:
+    """hash32 on one Python int (for keys, which are made one row at a time)."""
+    x &= MASK32
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & MASK32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & MASK32
+    return x ^ (x >> 16)
+
+
 def row_key(seed: int, arranger: int, segment: int) -> int:
     """One sequence's identity as a 32-bit key."""
-    key = torch.tensor([seed & MASK32], dtype=torch.int64)
+    key = seed & MASK32
     for part in (arranger, segment):
-        key = hash32(key ^ hash32(torch.tensor([part & MASK32], dtype=torch.int64) + 0x9E3779B9))
-    return int(key.item())
+        key = hash32_int(key ^ hash32_int((part & MASK32) + 0x9E3779B9))
+    return key
 
 
 def gumbel_noise(keys: torch.Tensor, step: int, vocab_size: int) -> torch.Tensor:

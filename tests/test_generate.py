@@ -89,7 +89,7 @@ def test_candidate_ids():
 
 
 def test_generate_settings_know_the_generators():
-    assert {"basic-pitch", "transkun"} <= set(gen.known_generators())
+    assert {"basic-pitch", "transkun", "pop2piano"} <= set(gen.known_generators())
     assert GenerateSettings().generators == ["basic-pitch"]
     with pytest.raises(ValidationError, match="unknown generator 'basic_pitch'; known generators: .*basic-pitch"):
         GenerateSettings(generators=["basic_pitch"])

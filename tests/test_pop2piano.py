@@ -293,3 +293,59 @@ class TestGpuSlot:
                 make_candidates(song, folder, settings, ArrangeSettings(), hold=hold)
         made = make_candidates(song, folder, settings, ArrangeSettings(), hold=hold)  # free again
         assert [c.id for c in made.candidates] == ["pop2piano-a01-s0"]
+
+
+def test_the_flow_ranks_both_generators_and_records_a_skip(prefect_server, tiny_model, clips, tmp_path):
+    from typer.testing import CliRunner
+
+    from covermill.flows.cli import app
+    from covermill.tasks.layout import ledger_path
+    from covermill.tasks.ledger import Ledger
+    from covermill.tasks.rank import ranking_table
+
+    short = tmp_path / "song_b-15s.ogg"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-t", "15", "-i", str(clips["song_b"]), "-c:a", "libvorbis", str(short)], check=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"generate": {"generators": ["pop2piano", "basic-pitch"], "options": {
+        "pop2piano": {"model": str(tiny_model), "max_new_tokens": FEW_TOKENS, "max_seconds": 20}}}}))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(short), str(clips["song_c"]), "--out", str(out), "--config", str(config),
+                                      "--arrangers", "1,2", "--seeds", "0", "--dry-run"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert "2 of 2 songs done, 0 failed." in result.stdout
+
+    ledger = Ledger(ledger_path(out))
+    by_title = {song.title: song for song in ledger.songs()}
+    covered, skipped = by_title["song_b-15s"], by_title["song_c"]
+
+    assert ledger.generator_outcomes(covered.id) == {"pop2piano": ("done", ""), "basic-pitch": ("done", "")}
+    rows = {row["candidate"]: row for row in ranking_table(ledger.ranking(covered.id), ledger.candidates(covered.id))}
+    assert {"pop2piano-a01-s0", "pop2piano-a02-s0", "basic-pitch-balanced"} <= set(rows)
+    assert (rows["pop2piano-a02-s0"]["generator"], rows["pop2piano-a02-s0"]["arranger"], rows["pop2piano-a02-s0"]["seed"]) == ("pop2piano", 2, 0)
+    assert rows["basic-pitch-balanced"]["arranger"] == ""
+    for row in rows.values():  # random weights make poor covers: each one is ranked or refused with a reason
+        assert row["verdict"] in ("pick", "ok") or row["verdict"].startswith("rejected: ") and len(row["verdict"]) > 12
+
+    state, reason = ledger.generator_outcomes(skipped.id)["pop2piano"]
+    assert state == "skipped" and reason.startswith("the song lasts 25 s, longer than pop2piano's limit of 20 s")
+    assert {c.generator for c in ledger.candidates(skipped.id)} == {"basic-pitch"}
+    assert ledger.ranking(skipped.id).pick is not None
+
+
+def test_doctor_reports_the_pop2piano_model(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from covermill.flows.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"generate": {"generators": ["basic-pitch", "pop2piano"], "options": {
+        "pop2piano": {"model": str(tmp_path / "absent")}}}}))
+    missing = CliRunner().invoke(app, ["doctor", "--config", str(config)])
+    assert missing.exit_code == 1
+    assert f"[MISS] generator pop2piano: transformers 5.23.0; model {tmp_path / 'absent'} not found" in missing.stdout
+    assert "fix: there is no Pop2Piano model in" in missing.stdout and "hf download sweetcocoa/pop2piano" in missing.stdout
+
+    config.write_text(json.dumps({"generate": {"generators": ["basic-pitch", "pop2piano"], "options": {
+        "pop2piano": {"model": str(tiny_model)}}}}))
+    found = CliRunner().invoke(app, ["doctor", "--config", str(config)])
+    assert f"[ok  ] generator pop2piano: transformers 5.23.0; model in {tiny_model} (enabled)" in found.stdout
