@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from covermill.models import generator
+from covermill.models.audio import read_audio, resample
 from covermill.models.batching import run_in_batches
 from covermill.models.device import resolve_device, usable_cores
 from covermill.models.generator import ModelMissing, SongNotSupported, Variant
@@ -237,7 +238,7 @@ class Pop2PianoGenerator:
 
     def song_features(self, audio_path: Path) -> SongFeatures:
         """Beat grid and log-mel segments, with a readable reason when the beat tracker cannot help."""
-        samples = read_mono(audio_path, BEAT_TRACKER_RATE)
+        samples = read_audio(audio_path, BEAT_TRACKER_RATE, mono=True, quality="VHQ")
         seconds = len(samples) / BEAT_TRACKER_RATE
         if seconds > self.options.max_seconds:
             raise SongNotSupported(f"the song lasts {seconds:.0f} s, longer than pop2piano's limit of "
@@ -247,10 +248,10 @@ class Pop2PianoGenerator:
             raise SongNotSupported(f"essentia's beat tracker found no usable beat grid ({len(beat_times)} beats at "
                                    f"{bpm:.0f} BPM in {seconds:.0f} s: silence, or no steady pulse)")
         extractor = self.processor.feature_extractor
-        # Resampled here with soxr (milliseconds) rather than inside the extractor with librosa's
-        # kaiser_best (seconds per song); the beat times are in seconds and hold at any rate.
+        # Resampled here rather than inside the extractor with librosa's kaiser_best (seconds per
+        # song); the beat times are in seconds and hold at any rate.
         model_rate = extractor.sampling_rate
-        model_samples = soxr_resample(samples, BEAT_TRACKER_RATE, model_rate)
+        model_samples = resample(samples, BEAT_TRACKER_RATE, model_rate, quality="VHQ")
         original = extractor.extract_rhythm
         extractor.extract_rhythm = lambda audio: (bpm, beat_times, None, None, None)  # tracked above, once
         try:
@@ -329,24 +330,6 @@ class Pop2PianoGenerator:
         notes = [Note(float(n.start), float(n.end), int(n.pitch), int(n.velocity))
                  for n in decoded["notes"] if n.end > n.start and 0 < n.velocity]
         return sort_notes(notes)
-
-
-def read_mono(path: Path, rate: int):
-    """float32 mono samples of an audio file at `rate`."""
-    import numpy as np
-    import soundfile
-
-    samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return soxr_resample(samples.mean(axis=1), file_rate, rate)
-
-
-def soxr_resample(samples, rate: int, target: int):
-    import numpy as np
-    import soxr
-
-    if rate != target:
-        samples = soxr.resample(samples, rate, target, quality="VHQ")
-    return np.ascontiguousarray(samples, dtype=np.float32)
 
 
 def track_beats(samples) -> tuple[float, Any]:

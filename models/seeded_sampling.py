@@ -94,7 +94,8 @@ def _top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     if p >= 1.0:
         return logits
     ordered, order = torch.sort(logits, dim=1, descending=True)
-    mass_before = torch.softmax(ordered, dim=1).cumsum(dim=1) - torch.softmax(ordered, dim=1)
+    probabilities = torch.softmax(ordered, dim=1)
+    mass_before = probabilities.cumsum(dim=1) - probabilities
     drop_sorted = mass_before >= p
     drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))

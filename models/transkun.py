@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from covermill.models.audio import read_audio
 from covermill.models.device import resolve_device, usable_cores
 from covermill.models import generator
 from covermill.models.notes import Note, sort_notes
@@ -98,18 +99,6 @@ def torchaudio_stand_in() -> Iterator[None]:
             del sys.modules["torchaudio"]
 
 
-def _read_audio(path: Path, rate: int):
-    """float32 samples shaped (samples, channels) at `rate`, as transcribe.py's readAudio gives them."""
-    import soundfile
-
-    samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    if file_rate != rate:
-        import soxr
-
-        samples = soxr.resample(samples, file_rate, rate).astype("float32")
-    return samples
-
-
 def pretrained_file(name: str) -> Path:
     return Path(str(importlib.resources.files("transkun") / "pretrained" / name))
 
@@ -142,7 +131,7 @@ class TranskunGenerator:
     def transcribe(self, audio_path: Path) -> list[Note]:
         import torch
 
-        samples = _read_audio(Path(audio_path), self.model.fs)
+        samples = read_audio(Path(audio_path), self.model.fs)  # (samples, channels), as transcribe.py reads it
         with torch.no_grad(), warnings.catch_warnings():
             # transkun calls torch.utils.checkpoint even at inference; torch then warns on every
             # segment about training-only concerns.

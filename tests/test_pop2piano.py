@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from covermill.models import pop2piano
+from covermill.models.audio import read_audio
 from covermill.models.generator import ModelMissing, SongNotSupported, Variant, load_generator
 from covermill.tasks.arrange import ArrangeSettings
 from covermill.tasks.audio import decode_to_wav, probe, write_audio
@@ -134,7 +135,7 @@ def test_too_long_a_song_is_refused_before_beat_tracking(tiny_model, wavs):
 
 def test_beats_are_tracked_afresh_for_every_song(tiny_model, wavs):
     generator = tiny(tiny_model)
-    alone = pop2piano.track_beats(pop2piano.read_mono(wavs["song_a"], pop2piano.BEAT_TRACKER_RATE))
+    alone = pop2piano.track_beats(read_audio(wavs["song_a"], pop2piano.BEAT_TRACKER_RATE, mono=True, quality="VHQ"))
     generator.song_features(wavs["song_b"])
     after_another = generator.song_features(wavs["song_a"])
     assert after_another.bpm == pytest.approx(alone[0])
@@ -163,6 +164,7 @@ def test_a_missing_local_model_says_where_to_put_it(tmp_path):
 OFFLINE_LOAD = """
 import sys
 from covermill.models import pop2piano
+from covermill.models.audio import read_audio
 from covermill.models.generator import ModelMissing
 try:
     model, processor = pop2piano.load_model("sweetcocoa/pop2piano", None, "cpu", "float32")
