@@ -16,6 +16,7 @@ from covermill.tasks.arrange import ArrangeSettings
 from covermill.tasks.download import DownloadSettings
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.generate import GenerateSettings
+from covermill.tasks.gpu_slot import GpuSettings
 from covermill.tasks.metadata import MetadataSettings
 from covermill.tasks.rank import RankSettings
 from covermill.tasks.render import RenderSettings
@@ -35,6 +36,7 @@ class CovermillConfig(Settings):
     thumbnail: ThumbnailSettings = ThumbnailSettings()
     video: VideoSettings = VideoSettings()
     metadata: MetadataSettings = MetadataSettings()
+    gpu: GpuSettings = GpuSettings()
 
 
 def _known_keys(model: type[Settings], loc: tuple[Any, ...]) -> list[str]:

@@ -95,7 +95,7 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     generated: Generated = run.stage(
         "generate",
         lambda: _candidates_on_disk(ledger, song.id),
-        lambda: generate_candidates(song, out, config.generate, config.arrange),
+        lambda: generate_candidates(song, out, config.generate, config.arrange, config.gpu),
         lambda found: ledger.record_generated(song.id, found, config.generate.generators),
     )
     candidates = generated.candidates

@@ -34,7 +34,7 @@ from covermill.tasks.arrange import arrange as arrange_notes
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import read_midi, write_midi
-from covermill.tasks.gpu_slot import GPU_LIMIT, slot_holder
+from covermill.tasks.gpu_slot import GpuSettings
 from covermill.tasks.records import Candidate, Generated, Song
 from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
@@ -65,11 +65,6 @@ def known_generators() -> list[str]:
 class GenerateSettings(Settings):
     generators: list[str] = Field(default_factory=lambda: ["basic-pitch"])
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # generator -> options for its load()
-    # Model calls of torch generators hold a slot of this Prefect global concurrency limit (created
-    # with gpu_slots slots when missing), so runs sharing a GPU take turns; null holds none.
-    gpu_limit: str | None = GPU_LIMIT
-    gpu_slots: int = Field(default=1, ge=1)
-    gpu_wait_s: float | None = Field(default=None, gt=0)  # give up waiting for the slot after this; null waits
 
     @model_validator(mode="after")
     def _generators_exist(self) -> GenerateSettings:
@@ -223,8 +218,8 @@ def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, 
 
 
 @stage("generate")
-def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings) -> Generated:
+def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings,
+                        gpu: GpuSettings) -> Generated:
     """Prefect task: the song's candidate MIDIs in its folder under `out_dir`; torch model calls
     hold the `gpu` concurrency slot."""
-    hold = slot_holder(generate.gpu_limit, generate.gpu_slots, generate.gpu_wait_s)
-    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange, hold)
+    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange, gpu.holder())

@@ -12,9 +12,23 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from pydantic import Field
+
 from covermill.tasks.errors import CovermillError
+from covermill.tasks.settings import Settings
 
 GPU_LIMIT = "gpu"
+
+
+class GpuSettings(Settings):
+    """The slot every torch model call holds (generate and thumbnail alike)."""
+
+    limit: str | None = GPU_LIMIT  # the Prefect global concurrency limit; null holds none
+    slots: int = Field(default=1, ge=1)  # slots it is created with when missing
+    wait_s: float | None = Field(default=None, gt=0)  # give up waiting for the slot after this; null waits
+
+    def holder(self) -> Callable[[], AbstractContextManager[Any]]:
+        return slot_holder(self.limit, self.slots, self.wait_s)
 
 
 def ensure_limit(name: str, slots: int) -> bool:

@@ -21,7 +21,7 @@ from covermill.tasks.arrange import ArrangeSettings
 from covermill.tasks.audio import decode_to_wav, probe, write_audio
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.generate import GenerateSettings, make_candidates
-from covermill.tasks.gpu_slot import slot_holder
+from covermill.tasks.gpu_slot import GpuSettings, slot_holder
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import read_midi
 from covermill.tasks.records import Song
@@ -287,9 +287,9 @@ class TestGpuSlot:
         name = "gpu-test-busy"
         other_run = slot_holder(name, slots=1)
         song, folder = song_in(tmp_path, wavs["song_a"], "song-a")
-        settings = GenerateSettings(generators=["pop2piano"], gpu_limit=name, gpu_wait_s=3, options={"pop2piano": {
+        settings = GenerateSettings(generators=["pop2piano"], options={"pop2piano": {
             "model": str(tiny_model), "max_new_tokens": 16, "arrangers": "1", "seeds": [0]}})
-        hold = slot_holder(settings.gpu_limit, settings.gpu_slots, settings.gpu_wait_s)
+        hold = GpuSettings(limit=name, wait_s=3).holder()
         with other_run():
             with pytest.raises(CovermillError, match=r"^waited 3 s for the 'gpu-test-busy' concurrency slot"):
                 make_candidates(song, folder, settings, ArrangeSettings(), hold=hold)
