@@ -123,7 +123,12 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     )
     logger.info("winner: %s (Qmax %.3f, combined %.3f)", winner.id, score.qmax, score.combined)
 
-    thumbnail = run.stage("thumbnail", lambda: _existing(folder.thumbnail), lambda: make_thumbnail_task(song, out, config.thumbnail))
+    thumbnail = run.stage(
+        "thumbnail",
+        lambda: _existing(folder.thumbnail),
+        lambda: make_thumbnail_task(song, out, config.thumbnail, config.gpu),
+        lambda _: ledger.record_thumbnail_art(song.id, folder.thumbnail_info),
+    )
     video = run.stage("video", lambda: _existing(folder.video), lambda: make_video_task(song, out, config.video))
     title, description = render_metadata(song, winner, score, config.metadata)
     publication = Publication(title=title, description=description, thumbnail=thumbnail, video=video)

@@ -118,6 +118,21 @@ def check_pop2piano(config: CovermillConfig) -> Check:
     return Check("generator pop2piano", True, f"{transformers}; model in {found} (enabled)")
 
 
+def check_stable_diffusion(config: CovermillConfig) -> Check:
+    """Thumbnail pictures: found where from_pretrained will look, without loading them."""
+    from covermill.models import stable_diffusion
+
+    diffusers = f"diffusers {_version('diffusers')}"
+    if config.thumbnail.generator != "stable-diffusion":
+        return Check("thumbnail Stable Diffusion", True, f"{diffusers}; not enabled (thumbnail.generator: procedural)")
+    options = stable_diffusion.parse_options(config.thumbnail.stable_diffusion)
+    found = stable_diffusion.find_model_files(options.model, options.revision)
+    if found is None:
+        return Check("thumbnail Stable Diffusion", False, f"{diffusers}; model {options.model} not found, thumbnails "
+                     f"would fall back to the procedural art", stable_diffusion.missing_model_message(options.model))
+    return Check("thumbnail Stable Diffusion", True, f"{diffusers}; model in {found} (enabled)")
+
+
 def check_torch(config: CovermillConfig) -> Check:
     try:
         import torch
@@ -154,6 +169,7 @@ CHECKS: list[Callable[[CovermillConfig], Check]] = [
     _generator_check("basic-pitch"),
     _generator_check("transkun"),
     check_pop2piano,
+    check_stable_diffusion,
     check_torch,
     check_prefect,
 ]

@@ -5,6 +5,17 @@ from __future__ import annotations
 import os
 
 
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def check_device_options(owner: str, device: str, dtype: str | None = None) -> None:
+    """One ValueError naming `owner`'s option when the device (or dtype) setting is not one we run."""
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise ValueError(f"{owner} option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"{owner} option dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+
+
 def resolve_device(setting: str = "auto") -> str:
     import torch
 
@@ -21,3 +32,8 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def resolve_dtype(device: str, setting: str) -> str:
+    """Half precision only where it pays and works: a CPU always computes in float32."""
+    return setting if device.startswith("cuda") else "float32"

@@ -16,7 +16,6 @@ arrangers x seeds; covermill makes them all and lets the ranking choose. What it
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -25,10 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from covermill.models import generator
+from covermill.models import generator, hub
 from covermill.models.audio import read_audio, resample
 from covermill.models.batching import run_in_batches
-from covermill.models.device import resolve_device, usable_cores
+from covermill.models.device import check_device_options, resolve_device, resolve_dtype, usable_cores
 from covermill.models.generator import ModelMissing, SongNotSupported, Variant
 from covermill.models.notes import Note, sort_notes
 
@@ -38,7 +37,6 @@ ARRANGERS = tuple(range(1, 22))  # composer1 .. composer21
 BEAT_TRACKER_RATE = 44100  # RhythmExtractor2013 assumes it
 MIN_BEATS = 4
 TEMPO_RANGE = (30.0, 250.0)  # BPM; outside it the tracker is guessing (silence gives ~740)
-DTYPES = ("float32", "float16", "bfloat16")
 # Sequences per generate call when config leaves it to the device. On 2 CPU cores 128 was fastest
 # (0.68 s per 256-token sequence, against 0.84 at 32 and 1.2 at 256: past ~128 the decoder's caches
 # outgrow the CPU's); a GPU takes a whole song's arrangers at once and halves on out-of-memory.
@@ -64,10 +62,7 @@ class Pop2PianoOptions:
     threads: int = 0  # torch CPU threads; 0 = every core this process may use
 
     def __post_init__(self) -> None:
-        if not (self.device in ("auto", "cpu") or self.device == "cuda" or self.device.startswith("cuda:")):
-            raise ValueError(f"pop2piano option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"pop2piano option dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        check_device_options(NAME, self.device, self.dtype)
         object.__setattr__(self, "arrangers", parse_arrangers(self.arrangers))
         object.__setattr__(self, "seeds", [int(s) for s in self.seeds])
         if self.sampling and not self.seeds:
@@ -121,44 +116,12 @@ def variants(options: dict[str, Any] | None = None) -> list[Variant]:
     return parse_options(options).variants()
 
 
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub reads it, also when it was set after the import."""
-    import huggingface_hub.constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
-    return flag or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
-
-
-def looks_like_path(model: str) -> bool:
-    return Path(model).expanduser().is_absolute() or model.startswith((".", "~"))
+def missing_model_message(model: str, offline: bool | None = None) -> str:
+    return hub.missing_message("Pop2Piano model", model, DEFAULT_MODEL, "pop2piano", "generate.options.pop2piano.model", offline)
 
 
 def find_model_files(model: str, revision: str | None = None) -> Path | None:
-    """The folder holding the model's config.json (a local folder, or its Hugging Face cache
-    snapshot), without loading anything; None when it is not on this machine."""
-    from huggingface_hub import try_to_load_from_cache
-
-    local = Path(model).expanduser()
-    if local.is_dir():
-        return local if (local / "config.json").exists() else None
-    if looks_like_path(model):
-        return None
-    try:
-        cached = try_to_load_from_cache(model, "config.json", revision=revision)
-    except ValueError:  # not a valid repo id
-        return None
-    return Path(cached).parent if isinstance(cached, str) else None
-
-
-def missing_model_message(model: str, offline: bool | None = None) -> str:
-    """Where to put the weights; `offline` says why they were not downloaded (None: not tried)."""
-    if looks_like_path(model):
-        return (f"there is no Pop2Piano model in {model}: on a connected machine run "
-                f"`hf download {DEFAULT_MODEL} --local-dir pop2piano` and copy that folder to {model}.")
-    reason = "" if offline is None else " and HF_HUB_OFFLINE is set" if offline else " and it could not be downloaded"
-    return (f"the Pop2Piano model {model!r} is not in this machine's Hugging Face cache{reason}: on a "
-            f"connected machine run `hf download {model} --local-dir pop2piano`, copy that folder here and "
-            f"set generate.options.pop2piano.model to its path.")
+    return hub.find_files(model, "config.json", revision)
 
 
 @lru_cache(maxsize=None)
@@ -167,12 +130,11 @@ def load_model(model: str, revision: str | None, device: str, dtype: str) -> tup
     import torch
     from transformers import Pop2PianoForConditionalGeneration, Pop2PianoProcessor
 
-    offline = hub_offline()
-    source = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    offline = hub.hub_offline()
     try:
-        processor = Pop2PianoProcessor.from_pretrained(source, revision=revision, local_files_only=offline)
+        processor = Pop2PianoProcessor.from_pretrained(hub.source(model), revision=revision, local_files_only=offline)
         network = Pop2PianoForConditionalGeneration.from_pretrained(
-            source, revision=revision, local_files_only=offline, dtype=getattr(torch, dtype))
+            hub.source(model), revision=revision, local_files_only=offline, dtype=getattr(torch, dtype))
     except OSError as exc:
         raise ModelMissing(missing_model_message(model, offline)) from exc
     if not hasattr(network.generation_config, "composer_to_feature_token"):
@@ -204,7 +166,7 @@ class Pop2PianoGenerator:
 
         self.options = options
         self.device = resolve_device(options.device)
-        self.dtype = options.dtype if self.device.startswith("cuda") else "float32"
+        self.dtype = resolve_dtype(self.device, options.dtype)
         torch.set_num_threads(options.threads or usable_cores())
         self.model, self.processor = load_model(options.model, options.revision, self.device, self.dtype)
         # lowered for the rest of the process after an out-of-memory

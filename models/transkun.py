@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from covermill.models.audio import read_audio
-from covermill.models.device import resolve_device, usable_cores
+from covermill.models.device import check_device_options, resolve_device, usable_cores
 from covermill.models import generator
 from covermill.models.notes import Note, sort_notes
 
@@ -40,8 +40,7 @@ class TranskunOptions:
     hop_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (self.device in ("auto", "cpu") or self.device == "cuda" or self.device.startswith("cuda:")):
-            raise ValueError(f"transkun option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        check_device_options(NAME, self.device)
         if self.threads < 0:
             raise ValueError(f"transkun option threads must be 0 (all cores) or more, got {self.threads}")
         if not 0 <= self.hop_seconds <= WINDOW_SECONDS:

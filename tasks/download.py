@@ -43,6 +43,7 @@ class SourceInfo:
     artist: str
     duration: float | None
     ytdlp_info: dict[str, Any] | None = None  # the extracted info dict, for URLs
+    genre: str = ""  # the file's genre tag or the site's genre, when there is one
 
     @property
     def song_id(self) -> str:
@@ -89,6 +90,7 @@ def identify_file(path: Path) -> SourceInfo:
         source_id=f"file:{file_sha256(path)}",
         title=info.tag("title") or path.stem,
         artist=info.tag("artist", "album_artist", "composer"),
+        genre=info.tag("genre"),
         duration=info.duration,
     )
 
@@ -151,6 +153,7 @@ def identify_url(url: str, settings: DownloadSettings) -> SourceInfo:
         source_id=source_id,
         title=str(info.get("track") or info.get("title") or info.get("id") or "untitled"),
         artist=str(info.get("artist") or info.get("creator") or info.get("uploader") or info.get("channel") or ""),
+        genre=str(info.get("genre") or ", ".join(info.get("genres") or []) or ""),
         duration=float(info["duration"]) if info.get("duration") else None,
         ytdlp_info=info,
     )
@@ -201,6 +204,7 @@ def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Son
         source_id=ident.source_id,
         title=ident.title,
         artist=ident.artist,
+        genre=ident.genre,
         duration=duration,
         original=original,
         audio=folder.audio,

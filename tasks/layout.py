@@ -66,5 +66,10 @@ class SongFolder:
         return self.root / "thumbnail.jpg"
 
     @property
+    def thumbnail_info(self) -> Path:
+        """Where the thumbnail's picture came from (tasks/thumbnail_picture.py's ThumbnailArt)."""
+        return self.root / "thumbnail.json"
+
+    @property
     def video(self) -> Path:
         return self.root / "video.mp4"

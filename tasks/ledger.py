@@ -7,6 +7,7 @@ stage) a song is never published twice. Records are stored as JSON so the schema
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS rankings (
 
 DONE, FAILED, RUNNING, SKIPPED = "done", "failed", "running", "skipped"
 GENERATOR_STAGE = "generate:"  # + a generator's name: how that generator fared on the song
+THUMBNAIL_ART_STAGE = "thumbnail:art"  # detail: where the picture came from, or why it is the fallback
 
 
 class Ledger:
@@ -124,6 +126,15 @@ class Ledger:
                 self.mark(song_id, GENERATOR_STAGE + name, SKIPPED, generated.skipped[name])
             else:
                 self.mark(song_id, GENERATOR_STAGE + name, DONE)
+
+    def record_thumbnail_art(self, song_id: str, info: Path) -> None:
+        """From thumbnail.json: done with Stable Diffusion's seed, or skipped with the fallback's reason."""
+        art = json.loads(Path(info).read_text(encoding="utf-8")) if Path(info).exists() else {}
+        if art.get("reason"):
+            self.mark(song_id, THUMBNAIL_ART_STAGE, SKIPPED, f"procedural art: {art['reason']}")
+        else:
+            seed = f" seed {art['seed']}" if art.get("seed") is not None else ""
+            self.mark(song_id, THUMBNAIL_ART_STAGE, DONE, f"{art.get('art', 'unknown')}{seed}")
 
     def generator_outcomes(self, song_id: str) -> dict[str, tuple[str, str]]:
         """generator -> (state, reason) for the song's last generate stage."""

@@ -9,16 +9,13 @@ angle brackets anywhere), so a user's template cannot break an upload.
 from __future__ import annotations
 
 import re
-import traceback
 from pathlib import Path
-from typing import Any
-
-import jinja2
 
 from covermill.tasks.download import is_url
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.records import Candidate, Score, Song
 from covermill.tasks.settings import Settings
+from covermill.tasks.templating import render_template, template_environment
 
 TITLE_MAX_CHARS = 100
 DESCRIPTION_MAX_BYTES = 5000
@@ -31,48 +28,6 @@ class MetadataSettings(Settings):
     title_template: str = "title.j2"
     description_template: str = "description.j2"
     templates_dir: Path | None = None  # a folder whose templates take precedence over covermill's own
-
-
-def _environment(settings: MetadataSettings) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = []
-    if settings.templates_dir is not None:
-        if not Path(settings.templates_dir).is_dir():
-            raise CovermillError(f"{settings.templates_dir}: the templates folder does not exist; fix metadata.templates_dir in config.yaml.")
-        loaders.append(jinja2.FileSystemLoader(str(Path(settings.templates_dir).absolute())))
-    loaders.append(jinja2.PackageLoader("covermill.templates", "."))
-    return jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=False,  # plain text: "Tom & Jerry" must stay as typed
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
-
-
-def _template_line(error: BaseException, filename: str | None) -> int | None:
-    """The template line a render-time error came from: Jinja maps its frames back to the file."""
-    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if filename and frame.filename == filename]
-    return lines[-1] if lines else None
-
-
-def _render(env: jinja2.Environment, name: str, context: dict[str, Any], setting: str) -> str:
-    try:
-        template = env.get_template(name)
-    except jinja2.TemplateSyntaxError as error:
-        raise CovermillError(f"{error.filename or name}, line {error.lineno}: template syntax error ({_first_line(error)}); fix the template.") from None
-    except jinja2.TemplateNotFound:
-        raise CovermillError(f"{name}: no such template in metadata.templates_dir or covermill's own templates; fix metadata.{setting} in config.yaml.") from None
-    try:
-        return template.render(**context)
-    except Exception as error:  # anything a user's template can do wrong while rendering
-        line = _template_line(error, template.filename)
-        where = f"{template.filename or name}, line {line}" if line else (template.filename or name)
-        raise CovermillError(f"{where}: the template failed ({_first_line(error)}); fix the template.") from None
 
 
 def _source_url(song: Song) -> str:
@@ -112,8 +67,8 @@ def fit_description(text: str, limit: int = DESCRIPTION_MAX_BYTES) -> str:
 def render_metadata(song: Song, candidate: Candidate, score: Score | None, settings: MetadataSettings | None = None) -> tuple[str, str]:
     """(title, description) for the video of `candidate`, from the templates, fitted to YouTube's rules."""
     settings = settings or MetadataSettings()
-    env = _environment(settings)
+    env = template_environment(settings.templates_dir, "metadata.templates_dir")
     context = {"song": song, "candidate": candidate, "score": score, "source_url": _source_url(song)}
-    title = _render(env, settings.title_template, context, "title_template")
-    description = _render(env, settings.description_template, context, "description_template")
+    title = render_template(env, settings.title_template, context, "metadata.title_template")
+    description = render_template(env, settings.description_template, context, "metadata.description_template")
     return fit_title(title), fit_description(description)

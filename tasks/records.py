@@ -20,6 +20,7 @@ class Song(Record):
     source_id: str  # stable identity of the source, e.g. "youtube:dQw4w9WgXcQ" or "file:<sha256>"
     title: str
     artist: str = ""
+    genre: str = ""  # from the file's tags or the site, when known (words for the thumbnail prompt)
     duration: float  # seconds
     original: Path  # the downloaded or copied file, untouched
     audio: Path  # the decoded working copy every later stage reads (44.1 kHz WAV)

@@ -297,7 +297,14 @@ class TestGpuSlot:
         assert [c.id for c in made.candidates] == ["pop2piano-a01-s0"]
 
 
-def test_the_flow_ranks_both_generators_and_records_a_skip(prefect_server, tiny_model, clips, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    from random_stable_diffusion import save_random_stable_diffusion
+
+    return save_random_stable_diffusion(tmp_path_factory.mktemp("sd") / "tiny")
+
+
+def test_the_flow_with_every_model_ranks_both_generators_and_records_a_skip(prefect_server, tiny_model, tiny_pipeline, clips, tmp_path):
     from typer.testing import CliRunner
 
     from covermill.flows.cli import app
@@ -308,8 +315,13 @@ def test_the_flow_ranks_both_generators_and_records_a_skip(prefect_server, tiny_
     short = tmp_path / "song_b-15s.ogg"
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-t", "15", "-i", str(clips["song_b"]), "-c:a", "libvorbis", str(short)], check=True)
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({"generate": {"generators": ["pop2piano", "basic-pitch"], "options": {
-        "pop2piano": {"model": str(tiny_model), "max_new_tokens": FEW_TOKENS, "max_seconds": 20}}}}))
+    config.write_text(json.dumps({
+        "generate": {"generators": ["pop2piano", "basic-pitch"], "options": {
+            "pop2piano": {"model": str(tiny_model), "max_new_tokens": FEW_TOKENS, "max_seconds": 20}}},
+        # the models of the whole flow on tiny weights: the thumbnail's too, re-rolling seeds 0 and 1
+        "thumbnail": {"generator": "stable-diffusion", "image_check": "image_checks:flag_seeds_0_and_1",
+                      "stable_diffusion": {"model": str(tiny_pipeline), "steps": 2, "width": 112, "height": 64}},
+    }))
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", str(short), str(clips["song_c"]), "--out", str(out), "--config", str(config),
                                       "--arrangers", "1,2", "--seeds", "0", "--dry-run"], catch_exceptions=False)
@@ -327,6 +339,8 @@ def test_the_flow_ranks_both_generators_and_records_a_skip(prefect_server, tiny_
     assert rows["basic-pitch-balanced"]["arranger"] == ""
     for row in rows.values():  # random weights make poor covers: each one is ranked or refused with a reason
         assert row["verdict"] in ("pick", "ok") or row["verdict"].startswith("rejected: ") and len(row["verdict"]) > 12
+
+    assert ledger.stage(covered.id, "thumbnail:art") == ("done", "stable-diffusion seed 2")
 
     state, reason = ledger.generator_outcomes(skipped.id)["pop2piano"]
     assert state == "skipped" and reason.startswith("the song lasts 25 s, longer than pop2piano's limit of 20 s")

@@ -89,7 +89,7 @@ def test_thumbnail_is_a_1280x720_jpeg_under_youtubes_limit(tmp_path, title, arti
     with Image(filename=str(target)) as image:
         assert image.format == "JPEG"
         assert image.size == (W, H)
-    assert [p.name for p in tmp_path.iterdir()] == ["thumbnail.jpg"]  # no temporary left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thumbnail.jpg", "thumbnail.json"]  # no temporary left behind
 
 
 def test_jpeg_quality_drops_until_the_file_fits(tmp_path):
