@@ -106,9 +106,6 @@ class Drawn:
 class ThumbnailPainter:
     """prompt + seeds -> images, each checked; the caller picks the first one not flagged."""
 
-    name = NAME
-    holds_gpu_slot = True
-
     def __init__(self, options: StableDiffusionOptions):
         import torch
 
