@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+# What every accelerator call runs inside: a callable giving a context manager (in a flow, one
+# slot of Prefect's `gpu` concurrency limit; contextlib.nullcontext outside one).
+Hold = Callable[[], AbstractContextManager[Any]]
 
 
 DTYPES = ("float32", "float16", "bfloat16")

@@ -4,7 +4,7 @@ A generator named `foo-bar` lives in `covermill.models.foo_bar` and exposes `loa
 returning one of two kinds of object with a `name`:
 - a Transcriber, `transcribe(audio_path) -> list[Note]`: one transcription per song, which the
   generate stage then arranges for piano in every style (basic-pitch, transkun);
-- a CoverGenerator, `cover(audio_path, variants, hold) -> {Variant: list[Note]}`: a model that
+- a CoverGenerator, `cover(audio_path, variants, hold, progress) -> {Variant: list[Note]}`: a model that
   writes piano covers itself, many per song (one per arranger and seed: Pop2Piano).
 Models load once per process (the cache below) because loading costs more than a short song's
 inference.
@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from covermill.models.device import Hold
 from covermill.models.notes import Note
 
 
@@ -48,8 +48,9 @@ class CoverGenerator(Protocol):
         ...
 
     def cover(self, audio_path: Path, variants: list[Variant],
-              hold: Callable[[], AbstractContextManager[Any]] | None = None) -> dict[Variant, list[Note]]:
-        """Notes of each variant; every model call runs inside `hold()` (the GPU slot)."""
+              hold: Hold | None = None, progress: Callable[[str], None] | None = None) -> dict[Variant, list[Note]]:
+        """Notes of each variant; every model call runs inside `hold()` (the GPU slot), and
+        `progress` hears about long work."""
         ...
 
 

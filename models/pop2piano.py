@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 from covermill.models import generator, hub
 from covermill.models.audio import read_audio, resample
 from covermill.models.batching import run_in_batches
-from covermill.models.device import check_device_options, resolve_device, resolve_dtype, usable_cores
+from covermill.models.device import Hold, check_device_options, resolve_device, resolve_dtype, usable_cores
 from covermill.models.generator import ModelMissing, SongNotSupported, Variant
 from covermill.models.notes import Note, sort_notes
 
@@ -177,7 +177,7 @@ class Pop2PianoGenerator:
         return self.options.variants()
 
     def cover(self, audio_path: Path, variants: list[Variant] | None = None,
-              hold: Callable[[], AbstractContextManager[Any]] | None = None,
+              hold: Hold | None = None,
               progress: Callable[[str], None] | None = None) -> dict[Variant, list[Note]]:
         """Each variant's notes for the song: features once, then all rows batched through generate."""
         variants = list(variants if variants is not None else self.variants())
@@ -224,7 +224,7 @@ class Pop2PianoGenerator:
         return SongFeatures(features=features, bpm=float(bpm), beats=len(beat_times), seconds=seconds)
 
     def generate_rows(self, song: SongFeatures, rows: list[tuple[Variant, int]],
-                      hold: Callable[[], AbstractContextManager[Any]], progress: Callable[[str], None]) -> list[Any]:
+                      hold: Hold, progress: Callable[[str], None]) -> list[Any]:
         """Token ids of every (variant, segment) row, in as few generate calls as memory allows."""
         import torch
         from transformers import GenerationMixin, LogitsProcessorList

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 
 from covermill.models import generator, hub
 from covermill.models.batching import run_in_batches
-from covermill.models.device import check_device_options, resolve_device, resolve_dtype, usable_cores
+from covermill.models.device import Hold, check_device_options, resolve_device, resolve_dtype, usable_cores
 from covermill.models.generator import ModelMissing
 
 NAME = "stable-diffusion"
@@ -121,7 +121,7 @@ class ThumbnailPainter:
         return getattr(self.pipeline, "safety_checker", None) is not None
 
     def __call__(self, prompt: str, negative_prompt: str, seeds: list[int],
-                 hold: Callable[[], AbstractContextManager[Any]] | None = None,
+                 hold: Hold | None = None,
                  second_check: ImageCheck | None = None,
                  progress: Callable[[str], None] | None = None, until_safe: bool = True) -> list[Drawn]:
         """Checked images in seed order, a batch at a time, until one passes (or every seed when

@@ -17,15 +17,15 @@ import ast
 import importlib
 import importlib.util
 import pkgutil
+from contextlib import nullcontext
 from pathlib import Path
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pydantic import Field, model_validator
 
 import covermill.models
 from covermill.models.batching import OutOfMemory
+from covermill.models.device import Hold
 from covermill.models.generator import (ModelMissing, SongNotSupported, UnknownGenerator, Variant, cover_variants,
                                         load_generator, module_name)
 from covermill.models.notes import Note
@@ -33,8 +33,8 @@ from covermill.tasks.arrange import ArrangeSettings
 from covermill.tasks.arrange import arrange as arrange_notes
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder
-from covermill.tasks.midi import read_midi, write_midi
 from covermill.tasks.gpu_slot import GpuSettings
+from covermill.tasks.midi import read_midi, write_midi
 from covermill.tasks.records import Candidate, Generated, Song
 from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
@@ -86,7 +86,6 @@ class GenerateSettings(Settings):
         return dict(self.options.get(generator, {}))
 
 
-Hold = Callable[[], AbstractContextManager[Any]]
 NO_NOTES = "it found no notes"
 
 

@@ -8,12 +8,12 @@ when the lease runs out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pydantic import Field
 
+from covermill.models.device import Hold
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.settings import Settings
 
@@ -27,7 +27,7 @@ class GpuSettings(Settings):
     slots: int = Field(default=1, ge=1)  # slots it is created with when missing
     wait_s: float | None = Field(default=None, gt=0)  # give up waiting for the slot after this; null waits
 
-    def holder(self) -> Callable[[], AbstractContextManager[Any]]:
+    def holder(self) -> Hold:
         return slot_holder(self.limit, self.slots, self.wait_s)
 
 
@@ -57,7 +57,7 @@ def ensure_limit(name: str, slots: int) -> bool:
         ) from exc
 
 
-def slot_holder(name: str | None = GPU_LIMIT, slots: int = 1, timeout_s: float | None = None) -> Callable[[], AbstractContextManager[Any]]:
+def slot_holder(name: str | None = GPU_LIMIT, slots: int = 1, timeout_s: float | None = None) -> Hold:
     """A `hold()` for generators: each call holds one slot of the limit `name` (None: hold nothing)."""
     from contextlib import nullcontext
 

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 from covermill.tasks.download import is_url
-from covermill.tasks.errors import CovermillError
 from covermill.tasks.records import Candidate, Score, Song
 from covermill.tasks.settings import Settings
 from covermill.tasks.templating import render_template, template_environment

@@ -8,8 +8,6 @@ together, writes a JPEG YouTube accepts, and records where the picture came from
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +15,7 @@ from pydantic import Field, field_validator
 from wand.image import Image
 
 from covermill.models import stable_diffusion
+from covermill.models.device import Hold
 from covermill.tasks.atomic import atomic_output, write_json
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.gpu_slot import GpuSettings
@@ -27,7 +26,6 @@ from covermill.tasks.text_overlay import OverlaySettings, overlay_text
 from covermill.tasks.thumbnail_art import make_background
 from covermill.tasks.thumbnail_picture import PROCEDURAL, ThumbnailArt, fill, load_image_check, paint, prompts
 
-Hold = Callable[[], AbstractContextManager[Any]]
 
 
 class ThumbnailSettings(OverlaySettings):

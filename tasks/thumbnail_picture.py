@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 import io
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from wand.image import Image
 
 from covermill.models import stable_diffusion
 from covermill.models.batching import OutOfMemory
+from covermill.models.device import Hold
 from covermill.models.generator import ModelMissing
 from covermill.models.stable_diffusion import ImageCheck
 from covermill.tasks.errors import CovermillError
@@ -64,7 +63,7 @@ def prompts(song: Song, templates_dir: Path | None, prompt_template: str, negati
 
 
 def paint(song: Song, options: dict[str, Any], seeds: list[int], prompt: str, negative: str,
-          check: ImageCheck | None, hold: Callable[[], AbstractContextManager[Any]] | None) -> tuple[Any | None, ThumbnailArt]:
+          check: ImageCheck | None, hold: Hold | None) -> tuple[Any | None, ThumbnailArt]:
     """(the first safe image or None, what happened)."""
     log = stage_logger("thumbnail")
     art = ThumbnailArt(art=PROCEDURAL, prompt=prompt, negative_prompt=negative)
