@@ -11,7 +11,6 @@ extractor and tokenizer (vocab.json) configs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -70,13 +69,7 @@ def save_random_pop2piano(folder: Path, size: str = "tiny", seed: int = 0) -> Pa
     return folder
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--size", choices=["tiny", "real"], default="tiny")
-    args = parser.parse_args()
-    print(save_random_pop2piano(args.folder, args.size))
-
-
 if __name__ == "__main__":
-    main()
+    from random_model_cli import run
+
+    run(save_random_pop2piano, __doc__)

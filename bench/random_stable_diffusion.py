@@ -10,7 +10,6 @@ Diffusion 1.5's shapes (a 860 M-parameter UNet, CLIP ViT-L/14's text encoder, th
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
@@ -93,13 +92,7 @@ def save_random_stable_diffusion(folder: Path, size: str = "tiny", seed: int = 0
     return folder
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--size", choices=["tiny", "real"], default="tiny")
-    args = parser.parse_args()
-    print(save_random_stable_diffusion(args.folder, args.size))
-
-
 if __name__ == "__main__":
-    main()
+    from random_model_cli import run
+
+    run(save_random_stable_diffusion, __doc__)
