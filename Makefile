@@ -17,7 +17,7 @@ APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts
 QUALITY_CLIPS := .cache/quality/clips-60s
 QUALITY_SONGS := .cache/quality/songs-210s
 
-.PHONY: help system install demo test bench bench-generate bench-thumbnail bench-quality bench-quality-full clean
+.PHONY: help system install demo test bench bench-generate bench-thumbnail bench-upload bench-quality bench-quality-full clean
 
 help:
 	@echo "make demo   set up everything, then make a cover of a real 1-minute recording (dry run)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench  time every stage on a 4-minute song (bench/e2e.py)"
 	@echo "make bench-generate      Pop2Piano seconds per candidate on a 1-minute clip (random weights, real size)"
 	@echo "make bench-thumbnail     Stable Diffusion seconds per 512x512 image at 25 steps (random weights, SD 1.5 size)"
+	@echo "make bench-upload        upload throughput to a loopback fake YouTube vs a file copy, requests per upload"
 	@echo "make bench-quality       cover quality, paper style, on one-minute cuts of 10 real songs (bench/quality.py)"
 	@echo "make bench-quality-full  the same on 3.5-minute cuts (a song's usual length)"
 
@@ -78,6 +79,9 @@ bench-generate: install
 
 bench-thumbnail: install
 	$(VENV)/bin/python bench/thumbnail.py --json out/bench/thumbnail.json
+
+bench-upload: install
+	$(VENV)/bin/python bench/upload.py --mb 200 --json out/bench/upload.json
 
 # The planetblupi recordings come with their MIDI scores: the bench cuts both at the same place.
 $(QUALITY_CLIPS)/.cut: | install

@@ -8,6 +8,8 @@ apply_offline_defaults()  # before anything imports Prefect
 
 import sys  # noqa: E402
 import traceback  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated, Optional  # noqa: E402
 
@@ -15,17 +17,24 @@ import typer  # noqa: E402
 
 app = typer.Typer(
     help=(
-        "covermill turns songs into ranked AI piano covers and YouTube-ready videos.\n\n"
+        "covermill turns songs into ranked AI piano covers, YouTube-ready videos, and (once you turn publishing on) YouTube uploads, best first, a few a day.\n\n"
         "Examples:\n\n"
         "  covermill run song.mp3 --dry-run\n\n"
         "  covermill run ~/Music/album/ --out covers --dry-run\n\n"
         "  covermill run https://www.youtube.com/watch?v=VIDEO_ID --config config.yaml\n\n"
+        "  covermill auth --headless\n\n"
+        "  covermill queue\n\n"
+        "  covermill publish\n\n"
         "  covermill doctor"
     ),
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
 )
+
+
+WorkFolder = Annotated[Path, typer.Option("--out", "-o", help="Work folder: a sub-folder per song, the ledger, the YouTube token.")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file (default: ./config.yaml if present, else built-in defaults).")]
 
 
 def _say_error(message: str) -> None:
@@ -39,18 +48,23 @@ def _say_error(message: str) -> None:
         "the candidate MIDIs and their renders, ranking.json, winner.mid, thumbnail.jpg and "
         "video.mp4. Running the same source again skips finished stages. One bad source is "
         "reported and the others go on; the exit code is 1 if any failed.\n\n"
+        "Then the publishing queue runs: a dry run (the default until upload.enabled is true) "
+        "writes upload_request.json beside each waiting video, the exact request it would send; "
+        "--publish uploads what today's YouTube budget allows, best covers first.\n\n"
         "Examples:\n\n"
         "  covermill run song.ogg --dry-run\n\n"
         "  covermill run a.mp3 b.flac https://example.com/c.ogg --out covers --dry-run\n\n"
         "  covermill run ~/Music/album/ --config my-config.yaml --dry-run\n\n"
-        "  covermill run song.ogg --generators basic-pitch,pop2piano --arrangers 1,3,20 --seeds 0,1 --dry-run"
+        "  covermill run song.ogg --generators basic-pitch,pop2piano --arrangers 1,3,20 --seeds 0,1 --dry-run\n\n"
+        "  covermill run ~/Music/album/ --out covers --publish"
     )
 )
 def run(
     sources: Annotated[list[str], typer.Argument(help="Audio files, folders of audio files, or http(s) URLs.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output (work) folder: one sub-folder per song, plus the ledger.")] = Path("out"),
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file (default: ./config.yaml if present, else built-in defaults).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop at the local video; never upload.")] = False,
+    out: WorkFolder = Path("out"),
+    config: ConfigFile = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop at the local video and its upload_request.json; never upload (the default unless upload.enabled is true).")] = False,
+    publish: Annotated[bool, typer.Option("--publish", help="Upload what today's YouTube budget allows (as upload.enabled: true does).")] = False,
     generators: Annotated[Optional[str], typer.Option("--generators", "-g", help="Generators to run, comma-separated (overrides config), e.g. basic-pitch,pop2piano.", show_default=False)] = None,
     arrangers: Annotated[Optional[str], typer.Option("--arrangers", "-a", help="Pop2Piano arrangers: 'all' or composer numbers 1-21 such as 1,3,20 (the -c of the pop2piano CLI fork).", show_default=False)] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Sampling seeds, comma-separated, for Pop2Piano and the random arrangement styles, e.g. 0,1,2.", show_default=False)] = None,
@@ -61,6 +75,8 @@ def run(
     from covermill.tasks.errors import CovermillError
 
     try:
+        if dry_run and publish:
+            raise CovermillError("--dry-run and --publish contradict each other; give one of them.")
         settings = with_overrides(load_config(config), generators, arrangers, seeds)
         songs = expand_sources(sources)
     except CovermillError as exc:
@@ -68,6 +84,7 @@ def run(
             traceback.print_exc()
         _say_error(str(exc))
         raise typer.Exit(2) from None
+    dry_run = not (publish or settings.upload.enabled) or dry_run
 
     from covermill.flows.cover_song import cover_song
     from covermill.flows.offline import route_prefect_console
@@ -76,7 +93,8 @@ def run(
     failed = 0
     for number, source in enumerate(songs, 1):
         print(f"[{number}/{len(songs)}] {source}", flush=True)
-        state = cover_song(source, str(out), settings, dry_run, return_state=True)
+        # every song first, then one publishing pass: best first across all of them
+        state = cover_song(source, str(out), settings, True, return_state=True)
         if state.is_completed():
             result = state.result()
             print(
@@ -97,8 +115,157 @@ def run(
             _say_error(f"{source}: unexpected failure ({exc!r}); run again with --debug for the traceback.")
     if len(songs) > 1:
         print(f"{len(songs) - failed} of {len(songs)} songs done, {failed} failed.")
-    if failed:
+    if not _run_publish(out, settings, dry_run, debug) or failed:
         raise typer.Exit(1)
+
+
+def _run_publish(out: Path, settings, dry_run: bool, debug: bool) -> bool:
+    """Today's share of the queue; prints what happened. False when it failed as a whole."""
+    from covermill.flows.publish import publish
+    from covermill.tasks.errors import CovermillError
+
+    state = publish(str(out), settings, dry_run, return_state=True)
+    if not state.is_completed():
+        exc = state.result(raise_on_failure=False)
+        if debug and isinstance(exc, BaseException):
+            traceback.print_exception(exc)
+        _say_error(str(exc) if isinstance(exc, CovermillError) else f"publishing failed ({exc!r}); run again with --debug for the traceback.")
+        return False
+    summary = state.result()
+    if summary["dry_run"]:
+        print(f"dry run: {len(summary['planned'])} of {summary['waiting']} waiting videos would be published today "
+              f"(requests in each song's upload_request.json; `covermill queue` lists them).")
+    for song_id, video_id in summary["published"].items():
+        print(f"published: {song_id} -> https://youtu.be/{video_id}")
+    for song_id, reason in summary["failed"].items():
+        _say_error(f"song {song_id} was not published: {reason}")
+    if summary["stopped"]:
+        print(f"YouTube stopped uploads for today ({summary['stopped']}); the rest wait for tomorrow.")
+    return not summary["failed"]
+
+
+@contextmanager
+def _one_sentence_on_error() -> Iterator[None]:
+    """A CovermillError inside becomes its sentence on stderr and exit code 2."""
+    from covermill.tasks.errors import CovermillError
+
+    try:
+        yield
+    except CovermillError as exc:
+        _say_error(str(exc))
+        raise typer.Exit(2) from None
+
+
+def _load_settings(config: Optional[Path]):
+    from covermill.flows.config import load_config
+
+    with _one_sentence_on_error():
+        return load_config(config)
+
+
+@app.command(
+    help=(
+        "Upload what today's YouTube budget allows from the work folder, best covers first, "
+        "without making anything new. Uploads that died half way resume; a song already on "
+        "YouTube is never uploaded again. With --dry-run (the default unless upload.enabled is "
+        "true) only upload_request.json files are written.\n\n"
+        "Examples:\n\n"
+        "  covermill publish --out covers --publish\n\n"
+        "  covermill publish --dry-run"
+    )
+)
+def publish(
+    out: WorkFolder = Path("out"),
+    config: ConfigFile = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the requests; send nothing.")] = False,
+    publish_now: Annotated[bool, typer.Option("--publish", help="Upload even when upload.enabled is false.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+) -> None:
+    settings = _load_settings(config)
+    if dry_run and publish_now:
+        _say_error("--dry-run and --publish contradict each other; give one of them.")
+        raise typer.Exit(2)
+    from covermill.flows.offline import route_prefect_console
+
+    route_prefect_console(debug)
+    if not _run_publish(out, settings, not (publish_now or settings.upload.enabled) or dry_run, debug):
+        raise typer.Exit(1)
+
+
+@app.command(
+    help=(
+        "List the videos waiting to be published, best first, with their ranking scores, and "
+        "what today's YouTube budget (Pacific-time day) still allows.\n\n"
+        "Example:\n\n"
+        "  covermill queue --out covers"
+    )
+)
+def queue(
+    out: WorkFolder = Path("out"),
+    config: ConfigFile = None,
+) -> None:
+    from datetime import datetime, timezone
+
+    from covermill.tasks.layout import ledger_path
+    from covermill.tasks.ledger import Ledger
+    from covermill.tasks.publish_queue import todays_budget, todays_slots, waiting
+
+    settings = _load_settings(config)
+    if not ledger_path(out).exists():
+        _say_error(f"{out}: no ledger here; give the --out folder that `covermill run` used.")
+        raise typer.Exit(2)
+    ledger = Ledger(ledger_path(out))
+    now = datetime.now(timezone.utc)
+    songs = waiting(ledger, out)
+    budget = todays_budget(ledger, settings.upload.quota, now)
+    slots = {s.song.song_id: s for s in todays_slots(songs, budget, settings.upload.quota, now, settings.upload.schedule)}
+    quota = settings.upload.quota
+    print(f"quota day {budget.day} (Pacific): {budget.uploaded} published, calls so far {budget.calls or 'none'}")
+    if budget.stopped:
+        print(f"YouTube stopped uploads for today ({budget.stopped}); nothing more until tomorrow.")
+    print(f"today's budget allows {budget.allowed} more (channel cap {quota.uploads_per_day} a day, {quota.model} quota model)")
+    if not songs:
+        print("nothing waits: every finished video is published.")
+        return
+    print(f"{len(songs)} waiting, best first (lower score is better):")
+    for number, song in enumerate(songs, 1):
+        slot = slots.get(song.song_id)
+        when = "today" + (f" at {slot.publish_at:%Y-%m-%d %H:%M %Z}" if slot and slot.publish_at else "") if slot else "later"
+        state = " (on YouTube, finishing)" if song.on_youtube else ""
+        print(f"{number:3d}. {song.combined:7.3f}  Qmax {song.qmax:6.3f}  {when:28s} {song.title}{state}  [{song.song_id}]")
+
+
+@app.command(
+    help=(
+        "Authorize covermill to upload to your YouTube channel (OAuth, installed-app flow on a "
+        "loopback redirect). Needs the OAuth client file of a Desktop app from Google Cloud "
+        "console (upload.auth.client_secrets). The token is kept, mode 0600, in the work folder.\n\n"
+        "Without a browser on this machine, --headless prints the URL to open elsewhere; after "
+        "consent that browser fails to load a 127.0.0.1 address: paste that address back here. "
+        "--token-file imports a token made by `covermill auth` on another machine.\n\n"
+        "Examples:\n\n"
+        "  covermill auth --out covers\n\n"
+        "  covermill auth --out covers --headless\n\n"
+        "  covermill auth --out covers --token-file youtube-token.json"
+    )
+)
+def auth(
+    out: WorkFolder = Path("out"),
+    config: ConfigFile = None,
+    headless: Annotated[bool, typer.Option("--headless", help="No browser here: print the URL and read the pasted redirect address.")] = False,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="Import a token file made elsewhere instead.", show_default=False)] = None,
+    port: Annotated[int, typer.Option("--port", help="Loopback port for the redirect (0: any free port; headless default 8080).")] = 0,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser; print the URL to open.")] = False,
+) -> None:
+    from covermill.tasks.youtube_auth import authorize, import_token
+
+    settings = _load_settings(config)
+    with _one_sentence_on_error():
+        if token_file is not None:
+            saved = import_token(token_file, settings.upload.auth, out)
+            print(f"imported: the token is in {saved} (mode 0600).")
+        else:
+            authorize(settings.upload.auth, out, headless=headless, open_browser=not no_browser, port=port)
 
 
 @app.command(
@@ -113,15 +280,9 @@ def run(
 def doctor(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file whose paths and devices to check.")] = None,
 ) -> None:
-    from covermill.flows.config import load_config
     from covermill.flows.doctor import run_checks
-    from covermill.tasks.errors import CovermillError
 
-    try:
-        settings = load_config(config)
-    except CovermillError as exc:
-        _say_error(str(exc))
-        raise typer.Exit(2) from None
+    settings = _load_settings(config)
     ok = True
     for check in run_checks(settings):
         mark = "ok  " if check.ok else "MISS"

@@ -22,6 +22,7 @@ from covermill.tasks.rank import RankSettings
 from covermill.tasks.render import RenderSettings
 from covermill.tasks.settings import Settings
 from covermill.tasks.thumbnail import ThumbnailSettings
+from covermill.tasks.upload import UploadSettings
 from covermill.tasks.video import VideoSettings
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -37,6 +38,7 @@ class CovermillConfig(Settings):
     video: VideoSettings = VideoSettings()
     metadata: MetadataSettings = MetadataSettings()
     gpu: GpuSettings = GpuSettings()
+    upload: UploadSettings = UploadSettings()
 
 
 def _known_keys(model: type[Settings], loc: tuple[Any, ...]) -> list[str]:

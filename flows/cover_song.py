@@ -1,6 +1,6 @@
-"""cover_song: one song from source to a local video (and, once the upload stage exists, YouTube).
+"""cover_song: one song from source to a local video, then (unless a dry run) today's publishing queue.
 
-download -> generate -> render -> rank -> winner -> thumbnail -> video -> metadata.
+download -> generate -> render -> rank -> winner -> thumbnail -> video -> metadata -> publish.
 Every stage is a Prefect task over pure functions; the ledger marks each finished stage, so a
 re-run skips them and a run killed half way resumes where it stopped.
 """
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from prefect import flow, get_run_logger
 
 from covermill.flows.config import CovermillConfig
+from covermill.flows.publish import publish
 from covermill.tasks.atomic import write_json
 from covermill.tasks.download import download
 from covermill.tasks.errors import CovermillError
@@ -79,7 +80,10 @@ def _existing(path: Path) -> Path | None:
 
 @flow(name="cover_song", log_prints=True)
 def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> dict[str, Any]:
-    """Make, rank and publish a piano cover of one song (a local audio file or an http(s) URL)."""
+    """Make, rank and publish a piano cover of one song (a local audio file or an http(s) URL).
+
+    `dry_run` stops at the local video and writes upload_request.json; otherwise today's queue is
+    published (this song when its score and the day's budget allow)."""
     config = config or CovermillConfig()
     out = Path(out_dir)
     ledger = Ledger(ledger_path(out))
@@ -138,8 +142,9 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
         "score": score.model_dump(mode="json"),
         "publication": publication.model_dump(mode="json"),
     })
-    if not dry_run:
-        logger.warning("upload is not built yet: the video stays local at %s", video)
+    # The song joins the queue; publish sends what today's budget allows, best first (maybe
+    # another song), and in a dry run writes the requests it would send.
+    published = publish(out_dir, config, dry_run)
     return {
         "song_id": song.id,
         "title": song.title,
@@ -149,4 +154,5 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
         "ranking": str(folder.ranking),
         "pick": winner.id,
         "candidates": len(candidates),
+        "published": published["published"].get(song.id),
     }

@@ -159,6 +159,18 @@ def check_prefect(config: CovermillConfig) -> Check:
     return Check("Prefect", True, f"{versions}; server: {server}")
 
 
+def check_youtube_client(config: CovermillConfig) -> Check:
+    """The OAuth client file `covermill auth` needs; only required once publishing is on."""
+    path = config.upload.auth.client_secrets
+    if path.is_file():
+        return Check("YouTube OAuth client", True, f"{path}; `covermill auth` makes the token")
+    if not config.upload.enabled:
+        return Check("YouTube OAuth client", True, f"{path} not found; fine while upload.enabled is false (dry runs)")
+    return Check("YouTube OAuth client", False, f"{path} not found and upload.enabled is true",
+                 "Google Cloud console > APIs & Services > Credentials > OAuth client ID > Desktop app; "
+                 "save the JSON there or set upload.auth.client_secrets")
+
+
 CHECKS: list[Callable[[CovermillConfig], Check]] = [
     check_ffmpeg,
     check_fluidsynth,
@@ -172,6 +184,7 @@ CHECKS: list[Callable[[CovermillConfig], Check]] = [
     check_stable_diffusion,
     check_torch,
     check_prefect,
+    check_youtube_client,
 ]
 
 

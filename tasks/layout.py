@@ -73,3 +73,8 @@ class SongFolder:
     @property
     def video(self) -> Path:
         return self.root / "video.mp4"
+
+    @property
+    def upload_request(self) -> Path:
+        """What the upload stage sends for this song (written by every run, dry or not)."""
+        return self.root / "upload_request.json"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from covermill.tasks.records import Candidate, Generated, Ranking, Song
+from covermill.tasks.records import Candidate, Generated, Ranking, Song, Upload
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS songs (
@@ -30,6 +30,18 @@ CREATE TABLE IF NOT EXISTS candidates (
 );
 CREATE TABLE IF NOT EXISTS rankings (
     song_id TEXT PRIMARY KEY, pick TEXT, data TEXT NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    song_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_calls (
+    day TEXT NOT NULL, method TEXT NOT NULL, calls INTEGER NOT NULL, PRIMARY KEY (day, method)
+);
+CREATE TABLE IF NOT EXISTS quota_stops (
+    day TEXT PRIMARY KEY, reason TEXT NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS playlists (
+    title TEXT PRIMARY KEY, id TEXT NOT NULL
 );
 """
 
@@ -161,3 +173,59 @@ class Ledger:
             row = db.execute("SELECT data FROM rankings WHERE song_id = ?", (song_id,)).fetchone()
         return Ranking.model_validate_json(row[0]) if row else None
 
+
+    # --- publishing: what reached YouTube, and what today's quota has spent -----------------------
+    def upload(self, song_id: str) -> Upload | None:
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM uploads WHERE song_id = ?", (song_id,)).fetchone()
+        return Upload.model_validate_json(row[0]) if row else None
+
+    def record_upload(self, song_id: str, upload: Upload) -> None:
+        """Written at every step that matters for never-twice: attempt started, session opened, video id."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO uploads (song_id, data, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT(song_id) DO UPDATE SET data=excluded.data, updated=excluded.updated",
+                (song_id, upload.model_dump_json(), time.time()),
+            )
+
+    def uploads(self) -> dict[str, Upload]:
+        with self._connect() as db:
+            rows = db.execute("SELECT song_id, data FROM uploads").fetchall()
+        return {song_id: Upload.model_validate_json(data) for song_id, data in rows}
+
+    def count_call(self, day: str, method: str, calls: int = 1) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO api_calls (day, method, calls) VALUES (?, ?, ?) "
+                "ON CONFLICT(day, method) DO UPDATE SET calls = calls + excluded.calls",
+                (day, method, calls),
+            )
+
+    def calls_on(self, day: str) -> dict[str, int]:
+        with self._connect() as db:
+            rows = db.execute("SELECT method, calls FROM api_calls WHERE day = ?", (day,)).fetchall()
+        return dict(rows)
+
+    def stop_day(self, day: str, reason: str) -> None:
+        """YouTube said no more today (quotaExceeded, uploadLimitExceeded): nothing more is tried until tomorrow."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO quota_stops (day, reason, updated) VALUES (?, ?, ?)", (day, reason, time.time()))
+
+    def day_stopped(self, day: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT reason FROM quota_stops WHERE day = ?", (day,)).fetchone()
+        return row[0] if row else None
+
+    def playlist_id(self, title: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT id FROM playlists WHERE title = ?", (title,)).fetchone()
+        return row[0] if row else None
+
+    def record_playlist(self, title: str, playlist_id: str) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO playlists (title, id) VALUES (?, ?)", (title, playlist_id))
+
+    def forget_playlist(self, title: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM playlists WHERE title = ?", (title,))

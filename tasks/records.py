@@ -75,3 +75,22 @@ class Publication(Record):
     thumbnail: Path
     video: Path
     video_id: str | None = None  # set by the upload stage
+
+
+class Upload(Record):
+    """How far one song's publication got on YouTube; the ledger keeps it so nothing runs twice.
+
+    `started` is written before a session is opened and `session_uri` as soon as the server gives
+    one, so a run that died mid-upload resumes that session, and one that died after the last
+    chunk finds the finished video (the session's status, or the marker in the channel's uploads)
+    instead of uploading again. A song counts as published only once `video_id` is set.
+    """
+
+    started: float  # when the first attempt began (epoch seconds)
+    media_bytes: int  # the size of the file the session carries: a re-made video needs a new session
+    session_uri: str | None = None
+    video_id: str | None = None
+    day: str = ""  # the Pacific quota day the video was accepted on
+    publish_at: str | None = None
+    thumbnail_set: bool = False
+    playlist_item: str | None = None

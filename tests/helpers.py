@@ -23,3 +23,35 @@ def http_server(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def publishable_song(out: Path, name: str, video: Path, thumbnail: Path, combined: float) -> str:
+    """A song whose stages ran up to its video, as the cover_song flow leaves it: ledger rows,
+    metadata.json and the files the upload stage reads (copies of a real video and thumbnail)."""
+    import shutil
+
+    from covermill.tasks.atomic import write_json
+    from covermill.tasks.layout import SongFolder, ledger_path, song_id_for
+    from covermill.tasks.ledger import DONE, Ledger
+    from covermill.tasks.metadata import render_metadata
+    from covermill.tasks.records import Candidate, Publication, Ranking, Score, Song
+
+    song_id = song_id_for(f"test:{name}")
+    folder = SongFolder(out, song_id)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(video, folder.video)
+    shutil.copyfile(thumbnail, folder.thumbnail)
+    song = Song(id=song_id, source=f"https://example.com/{name}.ogg", source_id=f"test:{name}", title=name,
+                artist="Planet Blupi", duration=25.0, original=folder.original(".ogg"), audio=folder.audio)
+    winner = Candidate(id="basic-pitch-chords", generator="basic-pitch", style="chords", midi=folder.winner_midi)
+    score = Score(candidate_id=winner.id, qmax=combined, aligned_share=0.5, frames=100, defects={}, combined=combined)
+    title, description = render_metadata(song, winner, score)
+    publication = Publication(title=title, description=description, thumbnail=folder.thumbnail, video=folder.video)
+    write_json(folder.metadata, {"song": song.model_dump(mode="json"), "winner": winner.model_dump(mode="json"),
+                                 "score": score.model_dump(mode="json"), "publication": publication.model_dump(mode="json")})
+    ledger = Ledger(ledger_path(out))
+    ledger.record_song(song)
+    ledger.record_ranking(song_id, Ranking(scores=[score], pick=winner.id))
+    for stage in ("download", "generate", "render", "rank", "winner", "thumbnail", "video"):
+        ledger.mark(song_id, stage, DONE)
+    return song_id

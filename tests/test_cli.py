@@ -34,7 +34,7 @@ def assert_one_sentence(result, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["doctor"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["doctor"], ["auth"], ["queue"], ["publish"]])
 def test_help_explains_with_examples(command):
     result = subprocess.run([COVERMILL, *command, "--help"], capture_output=True, text=True, check=True)
     assert "Examples:" in result.stdout or "Example:" in result.stdout
@@ -55,6 +55,16 @@ def test_doctor_prints_the_fix_for_a_missing_soundfont(tmp_path):
     result = invoke("doctor", "--config", str(config))
     assert result.exit_code == 1
     assert "[MISS] soundfont" in result.stdout and "fix: sudo apt-get install -y fluid-soundfont-gm" in result.stdout
+
+
+def test_doctor_wants_the_oauth_client_only_once_publishing_is_on(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"upload:\n  auth:\n    client_secrets: {tmp_path / 'client.json'}\n")
+    assert "[ok  ] YouTube OAuth client" in invoke("doctor", "--config", str(config)).stdout
+    config.write_text(config.read_text() + "  enabled: true\n")
+    result = invoke("doctor", "--config", str(config))
+    assert result.exit_code == 1
+    assert "[MISS] YouTube OAuth client" in result.stdout and "Desktop app" in result.stdout
 
 
 def test_config_typo_is_one_sentence(tmp_path, clips):
@@ -114,7 +124,8 @@ def test_a_bad_source_does_not_stop_the_others(dry_run):
 def test_dry_run_makes_every_output(dry_run):
     out, result, _ = dry_run
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
-    for name in ("original.ogg", "audio.wav", "ranking.json", "winner.mid", "winner.flac", "thumbnail.jpg", "video.mp4", "metadata.json"):
+    for name in ("original.ogg", "audio.wav", "ranking.json", "winner.mid", "winner.flac", "thumbnail.jpg", "video.mp4",
+                 "metadata.json", "upload_request.json"):
         assert (folder / name).stat().st_size > 0, name
     midis = sorted((folder / "candidates").glob("*.mid"))
     assert len(midis) >= 8
@@ -136,7 +147,7 @@ def test_dry_run_makes_every_output(dry_run):
 def test_rerun_skips_finished_stages_and_finishes_unfinished_ones(dry_run, clips):
     out, _, _ = dry_run
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
-    outputs = [p for p in folder.rglob("*") if p.is_file() and p.name != "metadata.json"]
+    outputs = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("metadata.json", "upload_request.json")]
     before = {p: p.stat().st_mtime_ns for p in outputs}
     # A run killed while encoding: the video never landed and its stage never finished.
     (folder / "video.mp4").unlink()

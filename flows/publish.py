@@ -1,0 +1,89 @@
+"""publish: today's share of the queue goes to YouTube (or, in a dry run, into upload_request.json).
+
+Every waiting song gets its upload_request.json, the exact request it would send; the ones
+today's budget allows (best first) carry their publishAt. With publishing on, those are uploaded
+in order; a daily limit from YouTube stops the day without failing the run, and one song's error
+does not stop the others.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from covermill.flows.config import CovermillConfig
+from covermill.tasks.atomic import write_json
+from covermill.tasks.errors import CovermillError
+from covermill.tasks.layout import SongFolder, ledger_path
+from covermill.tasks.ledger import Ledger
+from covermill.tasks.publish_queue import Slot, todays_budget, todays_slots, waiting
+from covermill.tasks.stage import stage
+from covermill.tasks.upload import Publisher, UploadSettings, request_for
+from covermill.tasks.youtube_auth import load_credentials, persist_if_refreshed, token_path
+from covermill.tasks.youtube_channel import DailyLimitReached
+from covermill.tasks.youtube_client import youtube_client
+
+
+def write_requests(out: Path, queue: list, slots: list[Slot], settings: UploadSettings, day: str) -> None:
+    """upload_request.json beside each waiting video: today's with their publishAt, the rest marked as waiting."""
+    today = {slot.song.song_id: (number, slot.publish_at) for number, slot in enumerate(slots, 1)}
+    for song in queue:
+        number, publish_at = today.get(song.song_id, (None, None))
+        write_json(SongFolder(out, song.song_id).upload_request, {
+            "quota_day": day,
+            "today": number is not None,
+            "position": number,
+            "request": request_for(song.song_id, out, settings, publish_at),
+        })
+
+
+@stage("upload", retries=2, retry_delay_seconds=30)
+def upload_song(publisher: Publisher, song_id: str, publish_at: datetime | None) -> str:
+    return publisher.publish(song_id, publish_at).video_id or ""
+
+
+@flow(name="publish", log_prints=True)
+def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> dict[str, Any]:
+    """Upload what today's YouTube budget allows from the work folder, best covers first."""
+    config = config or CovermillConfig()
+    settings = config.upload
+    out = Path(out_dir)
+    ledger = Ledger(ledger_path(out))
+    logger = get_run_logger()
+    now = datetime.now(timezone.utc)
+    queue = waiting(ledger, out)
+    budget = todays_budget(ledger, settings.quota, now)
+    slots = todays_slots(queue, budget, settings.quota, now, settings.schedule)
+    write_requests(out, queue, slots, settings, budget.day)
+    summary: dict[str, Any] = {"day": budget.day, "waiting": len(queue), "planned": [s.song.song_id for s in slots],
+                               "published": {}, "failed": {}, "stopped": budget.stopped, "dry_run": dry_run}
+    if budget.stopped:
+        logger.info("YouTube stopped today's uploads earlier (%s); %d songs wait for tomorrow", budget.stopped, len(queue))
+    if dry_run:
+        logger.info("dry run: %d of %d waiting songs would be published today; requests written to upload_request.json", len(slots), len(queue))
+        return summary
+    if not slots:
+        return summary
+    credentials = load_credentials(settings.auth, out, logger=logger)
+    publisher = Publisher(youtube_client(credentials, settings.api_root), ledger, out, settings, logger=logger)
+    try:
+        for slot in slots:
+            try:
+                video_id = upload_song(publisher, slot.song.song_id, slot.publish_at)
+            except DailyLimitReached as limit:
+                ledger.stop_day(budget.day, limit.reason)
+                summary["stopped"] = limit.reason
+                logger.warning("YouTube answered %s: no more uploads today; the rest wait for tomorrow", limit.reason)
+                break
+            except Exception as error:  # noqa: BLE001 - one song's failure never stops the others
+                summary["failed"][slot.song.song_id] = str(error) if isinstance(error, CovermillError) else repr(error)
+                logger.error("song %s was not published: %s", slot.song.song_id, summary["failed"][slot.song.song_id])
+                continue
+            summary["published"][slot.song.song_id] = video_id
+            logger.info("published %r: https://youtu.be/%s", slot.song.title, video_id)
+    finally:
+        persist_if_refreshed(credentials, token_path(out, settings.auth))
+    return summary
