@@ -23,6 +23,8 @@ app = typer.Typer(
         "  covermill run ~/Music/album/ --out covers --dry-run\n\n"
         "  covermill run https://www.youtube.com/watch?v=VIDEO_ID --config config.yaml\n\n"
         "  covermill auth --headless\n\n"
+        "  covermill nightly songs.txt --out covers\n\n"
+        "  covermill serve --out covers\n\n"
         "  covermill queue\n\n"
         "  covermill publish\n\n"
         "  covermill doctor"
@@ -117,6 +119,93 @@ def run(
         print(f"{len(songs) - failed} of {len(songs)} songs done, {failed} failed.")
     if not _run_publish(out, settings, dry_run, debug) or failed:
         raise typer.Exit(1)
+
+
+@app.command(
+    help=(
+        "Cover every new song of a PLAYLIST, then publish today's share, best first: what the "
+        "nightly schedule runs. A playlist is a playlist URL yt-dlp reads (YouTube, an RSS feed, "
+        "...), a folder of audio files, or a text file with one URL or path per line. Songs "
+        "already done or rejected in the work folder's ledger are skipped; one song's failure is "
+        "recorded with its reason and the others go on. Limits per night: nightly.max_songs, "
+        "nightly.max_minutes.\n\n"
+        "Examples:\n\n"
+        "  covermill nightly 'https://www.youtube.com/playlist?list=PL...' --out covers\n\n"
+        "  covermill nightly ~/Music/to-cover/ --out covers --publish\n\n"
+        "  covermill nightly songs.txt --max-songs 3 --dry-run"
+    )
+)
+def nightly(
+    playlist: Annotated[Optional[str], typer.Argument(help="Playlist URL, folder, or text file (default: nightly.playlist).", show_default=False)] = None,
+    out: WorkFolder = Path("out"),
+    config: ConfigFile = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Never upload (the default unless upload.enabled is true).")] = False,
+    publish: Annotated[bool, typer.Option("--publish", help="Upload what today's YouTube budget allows.")] = False,
+    max_songs: Annotated[Optional[int], typer.Option("--max-songs", min=1, help="New songs tonight (overrides nightly.max_songs).", show_default=False)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and Prefect's error records.")] = False,
+) -> None:
+    from covermill.flows.config import config_from_dict
+    from covermill.flows.nightly import nightly as nightly_flow
+    from covermill.flows.offline import route_prefect_console
+    from covermill.tasks.errors import CovermillError
+
+    settings = _load_settings(config)
+    if dry_run and publish:
+        _say_error("--dry-run and --publish contradict each other; give one of them.")
+        raise typer.Exit(2)
+    if max_songs is not None:
+        data = settings.model_dump(mode="json")
+        data["nightly"]["max_songs"] = max_songs
+        settings = config_from_dict(data, "command line")
+    route_prefect_console(debug)
+    state = nightly_flow(playlist, str(out), settings, not (publish or settings.upload.enabled) or dry_run, return_state=True)
+    if not state.is_completed():
+        exc = state.result(raise_on_failure=False)
+        if debug and isinstance(exc, BaseException):
+            traceback.print_exception(exc)
+        _say_error(str(exc) if isinstance(exc, CovermillError) else f"the nightly run failed ({exc!r}); run again with --debug for the traceback.")
+        raise typer.Exit(1)
+    summary = state.result()
+    from covermill.flows.nightly import summary_markdown
+
+    print(summary_markdown(summary))
+    if summary["failed"] or (summary.get("publish") or {}).get("error"):
+        raise typer.Exit(1)
+
+
+@app.command(
+    help=(
+        "Serve covermill's two Prefect deployments from this process until stopped: "
+        "'covermill-song/cover-song' (one song, started by hand from the Prefect UI with a form: "
+        "source, dry run, generators, arrangers, seeds) and 'covermill-nightly/nightly' (the "
+        "playlist, on nightly.cron in nightly.timezone). Needs a running Prefect server: start "
+        "one with `prefect server start` and set PREFECT_API_URL (the README has the steps).\n\n"
+        "Examples:\n\n"
+        "  PREFECT_API_URL=http://127.0.0.1:4200/api covermill serve --out covers --config config.yaml\n\n"
+        "  prefect deployment run 'covermill-song/cover-song' --param source=https://youtu.be/ID"
+    )
+)
+def serve(
+    out: WorkFolder = Path("out"),
+    config: ConfigFile = None,
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from covermill.flows.config import DEFAULT_CONFIG
+
+    settings = _load_settings(config)
+    if not PREFECT_API_URL.value():
+        _say_error("covermill serve needs a Prefect server that outlives it: start one with `prefect server start` "
+                   "and set PREFECT_API_URL=http://127.0.0.1:4200/api.")
+        raise typer.Exit(2)
+    from prefect import serve as prefect_serve
+
+    from covermill.flows.deployments import deployments
+
+    config_file = config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    print(f"serving covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
+          f"{settings.nightly.timezone}) on {PREFECT_API_URL.value()}; Ctrl-C stops.", flush=True)
+    prefect_serve(*deployments(settings, str(config_file) if config_file else None, str(out)))
 
 
 def _run_publish(out: Path, settings, dry_run: bool, debug: bool) -> bool:

@@ -18,6 +18,7 @@ from covermill.tasks.errors import CovermillError
 from covermill.tasks.generate import GenerateSettings
 from covermill.tasks.gpu_slot import GpuSettings
 from covermill.tasks.metadata import MetadataSettings
+from covermill.tasks.playlist import NightlySettings
 from covermill.tasks.rank import RankSettings
 from covermill.tasks.render import RenderSettings
 from covermill.tasks.settings import Settings
@@ -39,6 +40,7 @@ class CovermillConfig(Settings):
     metadata: MetadataSettings = MetadataSettings()
     gpu: GpuSettings = GpuSettings()
     upload: UploadSettings = UploadSettings()
+    nightly: NightlySettings = NightlySettings()
 
 
 def _known_keys(model: type[Settings], loc: tuple[Any, ...]) -> list[str]:

@@ -18,12 +18,11 @@ from covermill.flows.config import CovermillConfig
 from covermill.flows.publish import publish
 from covermill.tasks.atomic import write_json
 from covermill.tasks.download import download
-from covermill.tasks.errors import CovermillError
 from covermill.tasks.generate import generate_candidates
 from covermill.tasks.layout import SongFolder, ledger_path
 from covermill.tasks.ledger import DONE, FAILED, RUNNING, Ledger
 from covermill.tasks.metadata import render_metadata
-from covermill.tasks.rank import rank
+from covermill.tasks.rank import EveryCandidateRejected, rank
 from covermill.tasks.records import Candidate, Generated, Publication, Ranking, Song
 from covermill.tasks.render import render_candidates, render_winner_task
 from covermill.tasks.thumbnail import make_thumbnail_task
@@ -116,7 +115,7 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     )
     if ranking.pick is None:
         ledger.mark(song.id, "winner", FAILED, "every candidate was rejected")
-        raise CovermillError(f"{source}: every candidate was rejected by the ranking; see {folder.ranking} for the reasons.")
+        raise EveryCandidateRejected(f"{source}: every candidate was rejected by the ranking; see {folder.ranking} for the reasons.")
     winner = next(c for c in candidates if c.id == ranking.pick)
     score = next(s for s in ranking.scores if s.candidate_id == winner.id)
 

@@ -113,7 +113,7 @@ class _QuietLogger:
         self.logger.debug(msg)
 
 
-def _ytdlp_options(settings: DownloadSettings, **extra: Any) -> dict[str, Any]:
+def ytdlp_options(settings: DownloadSettings, **extra: Any) -> dict[str, Any]:
     return {
         "format": settings.format,
         "noplaylist": True,
@@ -127,7 +127,7 @@ def _ytdlp_options(settings: DownloadSettings, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _ytdlp_failure(url: str, exc: Exception) -> CovermillError:
+def ytdlp_failure(url: str, exc: Exception) -> CovermillError:
     text = str(exc).strip()
     # yt-dlp appends the transport's own repetition of the cause; the first clause is the sentence.
     reason = text.removeprefix("ERROR: ").splitlines()[0].split(" (caused by ")[0] if text else type(exc).__name__
@@ -139,10 +139,10 @@ def identify_url(url: str, settings: DownloadSettings) -> SourceInfo:
     from yt_dlp.utils import YoutubeDLError
 
     try:
-        with YoutubeDL(_ytdlp_options(settings)) as ydl:
+        with YoutubeDL(ytdlp_options(settings)) as ydl:
             info = ydl.extract_info(url, download=False, process=False)
     except YoutubeDLError as exc:
-        raise _ytdlp_failure(url, exc) from None
+        raise ytdlp_failure(url, exc) from None
     if info.get("_type") in ("playlist", "multi_video"):
         raise CovermillError(f"{url}: this is a playlist; give the URL of one song.")
     extractor = str(info.get("extractor_key") or info.get("extractor") or "url").lower()
@@ -168,10 +168,10 @@ def fetch_url(ident: SourceInfo, folder: SongFolder, settings: DownloadSettings)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        with YoutubeDL(_ytdlp_options(settings, outtmpl={"default": str(staging / "original.%(ext)s")})) as ydl:
+        with YoutubeDL(ytdlp_options(settings, outtmpl={"default": str(staging / "original.%(ext)s")})) as ydl:
             ydl.process_ie_result(dict(ident.ytdlp_info or {}), download=True)
     except YoutubeDLError as exc:
-        raise _ytdlp_failure(ident.source, exc) from None
+        raise ytdlp_failure(ident.source, exc) from None
     fetched = [p for p in staging.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
     if not fetched:
         raise CovermillError(f"{ident.source}: the download produced no file; try again or check the URL.")

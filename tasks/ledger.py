@@ -40,12 +40,16 @@ CREATE TABLE IF NOT EXISTS api_calls (
 CREATE TABLE IF NOT EXISTS quota_stops (
     day TEXT PRIMARY KEY, reason TEXT NOT NULL, updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS playlist_entries (
+    source TEXT PRIMARY KEY, song_id TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS playlists (
     title TEXT PRIMARY KEY, id TEXT NOT NULL
 );
 """
 
-DONE, FAILED, RUNNING, SKIPPED = "done", "failed", "running", "skipped"
+DONE, FAILED, RUNNING, SKIPPED, REJECTED = "done", "failed", "running", "skipped", "rejected"
 GENERATOR_STAGE = "generate:"  # + a generator's name: how that generator fared on the song
 THUMBNAIL_ART_STAGE = "thumbnail:art"  # detail: where the picture came from, or why it is the fallback
 
@@ -229,3 +233,21 @@ class Ledger:
     def forget_playlist(self, title: str) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM playlists WHERE title = ?", (title,))
+
+    # --- the nightly run's archive: which playlist entries are settled ---------------------------
+    def entry(self, source: str) -> tuple[str, str, int] | None:
+        """(state, detail, failed attempts) of a playlist entry, or None when never tried."""
+        with self._connect() as db:
+            row = db.execute("SELECT state, detail, attempts FROM playlist_entries WHERE source = ?", (source,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def record_entry(self, source: str, state: str, detail: str = "", song_id: str = "") -> None:
+        """done (video made), rejected (no candidate passed the ranking) or failed (counted, retried later)."""
+        failed = 1 if state == FAILED else 0
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO playlist_entries (source, song_id, state, detail, attempts, updated) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(source) DO UPDATE SET song_id=CASE WHEN excluded.song_id != '' THEN excluded.song_id ELSE song_id END, "
+                "state=excluded.state, detail=excluded.detail, attempts=attempts + excluded.attempts, updated=excluded.updated",
+                (source, song_id, state, detail, failed, time.time()),
+            )

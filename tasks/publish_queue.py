@@ -45,7 +45,8 @@ def waiting(ledger: Ledger, out_dir: Path) -> list[Waiting]:
     for song in ledger.songs():
         if not ledger.is_done(song.id, "video") or ledger.is_done(song.id, "upload"):
             continue
-        if not SongFolder(out_dir, song.id).metadata.exists():
+        folder = SongFolder(out_dir, song.id)
+        if not (folder.metadata.exists() and folder.video.exists()):  # deleted by hand: nothing to send
             continue
         ranking = ledger.ranking(song.id)
         score = next((s for s in ranking.scores if s.candidate_id == ranking.pick), None) if ranking else None

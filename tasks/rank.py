@@ -29,6 +29,7 @@ from covermill.models.device import usable_cores
 from covermill.tasks.atomic import file_sha256, write_json
 from covermill.tasks.audio import read_mono
 from covermill.tasks.defects import REPEAT_WINDOW_SECONDS, measure_defects, note_name
+from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import read_midi
 from covermill.tasks.qmax import PROTOCOL, compare_all
@@ -37,6 +38,10 @@ from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
 
 log = logging.getLogger("covermill.rank")
+
+
+class EveryCandidateRejected(CovermillError):
+    """No candidate passed the ranking: the song is settled (nothing to publish), not a failure to retry."""
 
 
 class RankSettings(Settings):

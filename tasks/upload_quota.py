@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from covermill.tasks.settings import Settings
+from covermill.tasks.settings import Settings, iana_zone
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 # One published cover: the video, its thumbnail, its place in the playlist.
@@ -37,14 +37,7 @@ class QuotaSettings(Settings):
     publish_timezone: str = "UTC"
     publish_window: tuple[int, int] = (9, 21)  # local hours between which publishAt times are spread
 
-    @field_validator("publish_timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Europe/Paris") from None
-        return zone
+    _known_zone = field_validator("publish_timezone")(staticmethod(iana_zone))
 
     @field_validator("publish_window")
     @classmethod

@@ -1,0 +1,83 @@
+"""What the Prefect UI and the schedule run: two flows with typed parameters a form can show.
+
+`cover_song` and `nightly` take a whole CovermillConfig, which suits code and the CLI but would
+render as a form of every setting. These entry flows take what a person picks for one run
+(the source or playlist, dry run, generators, arrangers, seeds) and read everything else from the
+config file the deployment names, then run the real flow as a subflow.
+
+`covermill serve` serves both from this process (no work pool needed); `covermill deploy`
+registers them on a process work pool, so workers on several machines share the runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+from prefect import flow
+from prefect.schedules import Cron
+from pydantic import Field
+
+from covermill.flows.config import CovermillConfig, load_config, with_overrides
+from covermill.flows.cover_song import cover_song
+from covermill.flows.nightly import nightly
+from covermill.tasks.generate import known_generators
+
+SONG_DEPLOYMENT = "cover-song"
+NIGHTLY_DEPLOYMENT = "nightly"
+SONG_FLOW = "covermill-song"
+NIGHTLY_FLOW = "covermill-nightly"
+
+# The generators installed here, as a dropdown in the run form.
+GeneratorName = Literal[tuple(known_generators())]  # type: ignore[valid-type]
+
+
+def run_config(config_file: str | None, generators: list[str] | None = None, arrangers: str | None = None,
+               seeds: list[int] | None = None, max_songs: int | None = None) -> CovermillConfig:
+    """The config file's settings with this run's choices applied, checked like the command line's."""
+    config = with_overrides(load_config(Path(config_file) if config_file else None),
+                            ",".join(generators) if generators else None, arrangers,
+                            ",".join(str(s) for s in seeds) if seeds else None)
+    if max_songs is not None:
+        config = config.model_copy(update={"nightly": config.nightly.model_copy(update={"max_songs": max_songs})})
+    return config
+
+
+@flow(name=SONG_FLOW, log_prints=True)
+def song_run(
+    source: Annotated[str, Field(description="An audio file on the worker, or an http(s) URL (YouTube, SoundCloud, a direct file).")],
+    dry_run: Annotated[bool, Field(description="Stop at the local video and its upload_request.json; off uploads what today's budget allows.")] = True,
+    generators: Annotated[Optional[list[GeneratorName]], Field(description="Generators for this run; empty keeps the config file's.")] = None,
+    arrangers: Annotated[Optional[str], Field(description="Pop2Piano arrangers: 'all' or composer numbers such as 1,3,20.")] = None,
+    seeds: Annotated[Optional[list[int]], Field(description="Sampling seeds for Pop2Piano and the random arrangement styles.")] = None,
+    out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
+    config_file: Annotated[Optional[str], Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = None,
+) -> dict[str, Any]:
+    """Cover one song, chosen by hand."""
+    return cover_song(source, out_dir, run_config(config_file, generators, arrangers, seeds), dry_run)
+
+
+@flow(name=NIGHTLY_FLOW, log_prints=True)
+def nightly_run(
+    playlist: Annotated[Optional[str], Field(description="Playlist URL, folder or text file; empty: nightly.playlist of the config file.")] = None,
+    dry_run: Annotated[bool, Field(description="Never upload; off uploads what today's budget allows.")] = True,
+    max_songs: Annotated[Optional[int], Field(ge=1, description="New songs tonight; empty: nightly.max_songs.")] = None,
+    out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
+    config_file: Annotated[Optional[str], Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = None,
+) -> dict[str, Any]:
+    """Cover every new song of a playlist, then publish today's share."""
+    return nightly(playlist, out_dir, run_config(config_file, max_songs=max_songs), dry_run)
+
+
+def deployments(config: CovermillConfig, config_file: str | None, out_dir: str) -> list[Any]:
+    """The two deployments, parameters defaulting to this machine's files; the nightly on its cron."""
+    defaults = {"out_dir": str(Path(out_dir).resolve()), "config_file": str(Path(config_file).resolve()) if config_file else None,
+                "dry_run": not config.upload.enabled}
+    schedule = config.nightly
+    return [
+        song_run.to_deployment(name=SONG_DEPLOYMENT, parameters=defaults, tags=["covermill"],
+                               description="Cover one song by hand: pick the source and the generators."),
+        nightly_run.to_deployment(name=NIGHTLY_DEPLOYMENT, parameters={**defaults, "playlist": schedule.playlist},
+                                  schedule=Cron(schedule.cron, timezone=schedule.timezone), tags=["covermill"],
+                                  description=f"Every new song of the playlist, at {schedule.cron} ({schedule.timezone})."),
+    ]
