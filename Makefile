@@ -10,9 +10,9 @@ BENCH_SONG := .cache/bench/planetblupi-music004-240s.ogg
 # ffmpeg: decoding and the video; libfluidsynth3 + fluid-soundfont-gm: rendering (FluidR3_GM, the
 # AMT-APC evaluation's soundfont); libmagickwand-dev: Wand cannot import without MagickWand;
 # fonts: Latin and CJK titles on thumbnails; planetblupi-music-*: real recordings (with their MIDI)
-# for the demo, the tests and the bench, installable offline.
+# for the demo, the tests and the bench, installable offline; chromium: the tests' real browser.
 APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts-dejavu-core \
-	fonts-noto-cjk planetblupi-music-ogg planetblupi-music-midi
+	fonts-noto-cjk planetblupi-music-ogg planetblupi-music-midi chromium
 
 QUALITY_CLIPS := .cache/quality/clips-60s
 QUALITY_SONGS := .cache/quality/songs-210s

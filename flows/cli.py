@@ -25,6 +25,7 @@ app = typer.Typer(
         "  covermill auth --headless\n\n"
         "  covermill nightly songs.txt --out covers\n\n"
         "  covermill serve --out covers\n\n"
+        "  covermill deploy --pool covermill --out /shared/covers\n\n"
         "  covermill queue\n\n"
         "  covermill publish\n\n"
         "  covermill doctor"
@@ -189,23 +190,43 @@ def serve(
     out: WorkFolder = Path("out"),
     config: ConfigFile = None,
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
-    from covermill.flows.config import DEFAULT_CONFIG
-
-    settings = _load_settings(config)
-    if not PREFECT_API_URL.value():
-        _say_error("covermill serve needs a Prefect server that outlives it: start one with `prefect server start` "
-                   "and set PREFECT_API_URL=http://127.0.0.1:4200/api.")
-        raise typer.Exit(2)
+    settings, config_file, api = _for_a_server(config, "covermill serve needs a Prefect server that outlives it: start one with "
+                                               "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api.")
     from prefect import serve as prefect_serve
 
     from covermill.flows.deployments import deployments
 
-    config_file = config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     print(f"serving covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
-          f"{settings.nightly.timezone}) on {PREFECT_API_URL.value()}; Ctrl-C stops.", flush=True)
-    prefect_serve(*deployments(settings, str(config_file) if config_file else None, str(out)))
+          f"{settings.nightly.timezone}) on {api}; Ctrl-C stops.", flush=True)
+    prefect_serve(*deployments(settings, config_file, str(out)))
+
+
+@app.command(
+    help=(
+        "Register the two deployments on a Prefect process work pool (created when missing), so "
+        "workers on several machines share the runs: start `prefect worker start --pool POOL "
+        "--type process --limit 1` on each GPU machine, with PREFECT_API_URL pointing at the same "
+        "server. Workers find the flows in the installed covermill package; the work folder "
+        "(--out) and the config file must be on storage they all see, at the same path. With "
+        "nightly.fan_out: true the nightly run hands each song to the pool.\n\n"
+        "Example:\n\n"
+        "  covermill deploy --pool covermill --out /shared/covers --config /shared/config.yaml"
+    )
+)
+def deploy(
+    pool: Annotated[str, typer.Option("--pool", help="The process work pool's name.")] = "covermill",
+    out: WorkFolder = Path("out"),
+    config: ConfigFile = None,
+) -> None:
+    settings, config_file, _ = _for_a_server(config, "covermill deploy needs the Prefect server the workers use: "
+                                             "set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api).")
+    from covermill.flows.deployments import deploy_to_pool
+
+    with _one_sentence_on_error():
+        deploy_to_pool(settings, config_file, str(out), pool)
+    print(f"deployed covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
+          f"{settings.nightly.timezone}) on work pool {pool!r}.\n"
+          f"start a worker on each machine: prefect worker start --pool {pool} --type process --limit 1")
 
 
 def _run_publish(out: Path, settings, dry_run: bool, debug: bool) -> bool:
@@ -231,6 +252,21 @@ def _run_publish(out: Path, settings, dry_run: bool, debug: bool) -> bool:
     if summary["stopped"]:
         print(f"YouTube stopped uploads for today ({summary['stopped']}); the rest wait for tomorrow.")
     return not summary["failed"]
+
+
+def _for_a_server(config: Optional[Path], no_server: str):
+    """(settings, the config file deployments name, the API URL) for commands that register with
+    a lasting Prefect server; `no_server` is the sentence when none is configured."""
+    from prefect.settings import PREFECT_API_URL
+
+    from covermill.flows.config import DEFAULT_CONFIG
+
+    settings = _load_settings(config)
+    if not PREFECT_API_URL.value():
+        _say_error(no_server)
+        raise typer.Exit(2)
+    config_file = config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    return settings, str(config_file) if config_file else None, PREFECT_API_URL.value()
 
 
 @contextmanager
@@ -362,16 +398,29 @@ def auth(
         "Check every external piece covermill needs (FFmpeg, FluidSynth and the soundfont, "
         "ImageMagick, essentia, the basic-pitch and transkun models, torch, Prefect) and print "
         "the fix for each one missing. Exit code 1 if anything required is missing.\n\n"
-        "Example:\n\n"
-        "  covermill doctor --config config.yaml"
+        "Examples:\n\n"
+        "  covermill doctor --config config.yaml\n\n"
+        "  covermill doctor --reset-gpu-slot     # a killed run left the gpu slot held"
     )
 )
 def doctor(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file whose paths and devices to check.")] = None,
+    reset_gpu_slot: Annotated[bool, typer.Option("--reset-gpu-slot", help="Free every slot of the gpu concurrency limit (after a killed run), then check.")] = False,
 ) -> None:
     from covermill.flows.doctor import run_checks
 
     settings = _load_settings(config)
+    if reset_gpu_slot:
+        from covermill.tasks.gpu_slot import reset_slots
+
+        from prefect.settings import PREFECT_API_URL
+
+        if settings.gpu.limit is None or not PREFECT_API_URL.value():
+            _say_error("gpu.limit is null: there is no slot to reset." if settings.gpu.limit is None else
+                       "no Prefect server configured (PREFECT_API_URL): each run's temporary server forgets its slots; nothing to reset.")
+            raise typer.Exit(2)
+        with _one_sentence_on_error():
+            print(f"freed {reset_slots(settings.gpu.limit)} slot(s) of {settings.gpu.limit!r}")
     ok = True
     for check in run_checks(settings):
         mark = "ok  " if check.ok else "MISS"

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from covermill.tasks.arrange import ArrangeSettings
 from covermill.tasks.download import DownloadSettings
 from covermill.tasks.errors import CovermillError
+from covermill.tasks.gallery import GallerySettings
 from covermill.tasks.generate import GenerateSettings
 from covermill.tasks.gpu_slot import GpuSettings
 from covermill.tasks.metadata import MetadataSettings
@@ -41,6 +42,7 @@ class CovermillConfig(Settings):
     gpu: GpuSettings = GpuSettings()
     upload: UploadSettings = UploadSettings()
     nightly: NightlySettings = NightlySettings()
+    gallery: GallerySettings = GallerySettings()
 
 
 def _known_keys(model: type[Settings], loc: tuple[Any, ...]) -> list[str]:

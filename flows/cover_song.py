@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 
 from covermill.flows.config import CovermillConfig
 from covermill.flows.publish import publish
+from covermill.flows.review import show_song
 from covermill.tasks.atomic import write_json
 from covermill.tasks.download import download
 from covermill.tasks.generate import generate_candidates
@@ -144,6 +145,7 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     # The song joins the queue; publish sends what today's budget allows, best first (maybe
     # another song), and in a dry run writes the requests it would send.
     published = publish(out_dir, config, dry_run)
+    show_song(song, out, config)
     return {
         "song_id": song.id,
         "title": song.title,

@@ -12,21 +12,20 @@ registers them on a process work pool, so workers on several machines share the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from prefect import flow
+from prefect.deployments.runner import EntrypointType
 from prefect.schedules import Cron
 from pydantic import Field
 
 from covermill.flows.config import CovermillConfig, load_config, with_overrides
 from covermill.flows.cover_song import cover_song
-from covermill.flows.nightly import nightly
+from covermill.flows.nightly import SONG_DEPLOYMENT_NAME, nightly
 from covermill.tasks.generate import known_generators
 
-SONG_DEPLOYMENT = "cover-song"
-NIGHTLY_DEPLOYMENT = "nightly"
-SONG_FLOW = "covermill-song"
-NIGHTLY_FLOW = "covermill-nightly"
+SONG_FLOW, SONG_DEPLOYMENT = SONG_DEPLOYMENT_NAME.split("/")
+NIGHTLY_FLOW, NIGHTLY_DEPLOYMENT = "covermill-nightly", "nightly"
 
 # The generators installed here, as a dropdown in the run form.
 GeneratorName = Literal[tuple(known_generators())]  # type: ignore[valid-type]
@@ -34,9 +33,10 @@ GeneratorName = Literal[tuple(known_generators())]  # type: ignore[valid-type]
 
 def run_config(config_file: str | None, generators: list[str] | None = None, arrangers: str | None = None,
                seeds: list[int] | None = None, max_songs: int | None = None) -> CovermillConfig:
-    """The config file's settings with this run's choices applied, checked like the command line's."""
+    """The config file's settings with this run's choices applied (empty ones keep the file's),
+    checked like the command line's."""
     config = with_overrides(load_config(Path(config_file) if config_file else None),
-                            ",".join(generators) if generators else None, arrangers,
+                            ",".join(generators) if generators else None, arrangers or None,
                             ",".join(str(s) for s in seeds) if seeds else None)
     if max_songs is not None:
         config = config.model_copy(update={"nightly": config.nightly.model_copy(update={"max_songs": max_songs})})
@@ -47,11 +47,11 @@ def run_config(config_file: str | None, generators: list[str] | None = None, arr
 def song_run(
     source: Annotated[str, Field(description="An audio file on the worker, or an http(s) URL (YouTube, SoundCloud, a direct file).")],
     dry_run: Annotated[bool, Field(description="Stop at the local video and its upload_request.json; off uploads what today's budget allows.")] = True,
-    generators: Annotated[Optional[list[GeneratorName]], Field(description="Generators for this run; empty keeps the config file's.")] = None,
-    arrangers: Annotated[Optional[str], Field(description="Pop2Piano arrangers: 'all' or composer numbers such as 1,3,20.")] = None,
-    seeds: Annotated[Optional[list[int]], Field(description="Sampling seeds for Pop2Piano and the random arrangement styles.")] = None,
+    generators: Annotated[list[GeneratorName], Field(description="Generators for this run; empty keeps the config file's.")] = [],  # noqa: B006 - a form's default, never mutated
+    arrangers: Annotated[str, Field(description="Pop2Piano arrangers: 'all' or composer numbers such as 1,3,20; empty keeps the config file's.")] = "",
+    seeds: Annotated[list[int], Field(description="Sampling seeds for Pop2Piano and the random arrangement styles; empty keeps the config file's.")] = [],  # noqa: B006
     out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
-    config_file: Annotated[Optional[str], Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = None,
+    config_file: Annotated[str, Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = "",
 ) -> dict[str, Any]:
     """Cover one song, chosen by hand."""
     return cover_song(source, out_dir, run_config(config_file, generators, arrangers, seeds), dry_run)
@@ -59,25 +59,47 @@ def song_run(
 
 @flow(name=NIGHTLY_FLOW, log_prints=True)
 def nightly_run(
-    playlist: Annotated[Optional[str], Field(description="Playlist URL, folder or text file; empty: nightly.playlist of the config file.")] = None,
+    playlist: Annotated[str, Field(description="Playlist URL, folder or text file; empty: nightly.playlist of the config file.")] = "",
     dry_run: Annotated[bool, Field(description="Never upload; off uploads what today's budget allows.")] = True,
-    max_songs: Annotated[Optional[int], Field(ge=1, description="New songs tonight; empty: nightly.max_songs.")] = None,
+    max_songs: Annotated[int, Field(ge=0, description="New songs tonight; 0: nightly.max_songs of the config file.")] = 0,
     out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
-    config_file: Annotated[Optional[str], Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = None,
+    config_file: Annotated[str, Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = "",
 ) -> dict[str, Any]:
     """Cover every new song of a playlist, then publish today's share."""
-    return nightly(playlist, out_dir, run_config(config_file, max_songs=max_songs), dry_run)
+    return nightly(playlist or None, out_dir, run_config(config_file, max_songs=max_songs or None), dry_run, config_file or None)
 
 
-def deployments(config: CovermillConfig, config_file: str | None, out_dir: str) -> list[Any]:
-    """The two deployments, parameters defaulting to this machine's files; the nightly on its cron."""
-    defaults = {"out_dir": str(Path(out_dir).resolve()), "config_file": str(Path(config_file).resolve()) if config_file else None,
+def deployments(config: CovermillConfig, config_file: str | None, out_dir: str, work_pool: str | None = None) -> list[Any]:
+    """The two deployments, parameters defaulting to this machine's files; the nightly on its cron.
+
+    For a work pool the flows are found by module path (covermill.flows.deployments), so a worker
+    on any machine with covermill installed can run them; no code is shipped."""
+    defaults = {"out_dir": str(Path(out_dir).resolve()), "config_file": str(Path(config_file).resolve()) if config_file else "",
                 "dry_run": not config.upload.enabled}
     schedule = config.nightly
+    pool = {"work_pool_name": work_pool, "entrypoint_type": EntrypointType.MODULE_PATH} if work_pool else {}
     return [
         song_run.to_deployment(name=SONG_DEPLOYMENT, parameters=defaults, tags=["covermill"],
-                               description="Cover one song by hand: pick the source and the generators."),
-        nightly_run.to_deployment(name=NIGHTLY_DEPLOYMENT, parameters={**defaults, "playlist": schedule.playlist},
+                               description="Cover one song by hand: pick the source and the generators.", **pool),
+        nightly_run.to_deployment(name=NIGHTLY_DEPLOYMENT, parameters={**defaults, "playlist": schedule.playlist or ""},
                                   schedule=Cron(schedule.cron, timezone=schedule.timezone), tags=["covermill"],
-                                  description=f"Every new song of the playlist, at {schedule.cron} ({schedule.timezone})."),
+                                  description=f"Every new song of the playlist, at {schedule.cron} ({schedule.timezone}).",
+                                  **pool),
     ]
+
+
+def deploy_to_pool(config: CovermillConfig, config_file: str | None, out_dir: str, work_pool: str) -> list[str]:
+    """Both deployments registered on `work_pool` (a process pool, created when missing); their ids."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(work_pool)
+        except ObjectNotFound:
+            try:
+                client.create_work_pool(WorkPoolCreate(name=work_pool, type="process"))
+            except ObjectAlreadyExists:
+                pass
+    return [str(deployment.apply(work_pool_name=work_pool)) for deployment in deployments(config, config_file, out_dir, work_pool)]

@@ -159,6 +159,30 @@ def check_prefect(config: CovermillConfig) -> Check:
     return Check("Prefect", True, f"{versions}; server: {server}")
 
 
+def check_gpu_slot(config: CovermillConfig) -> Check:
+    """Who holds the `gpu` limit on the configured server: a slot held with nothing running is a
+    killed run's, which its lease returns in `gpu.lease_s`, or `--reset-gpu-slot` at once."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    from covermill.tasks.gpu_slot import slot_usage
+
+    name = config.gpu.limit
+    if name is None:
+        return Check("GPU slot", True, "gpu.limit is null: model calls hold no slot")
+    if not PREFECT_API_URL.value():
+        return Check("GPU slot", True, f"{name!r}: no server configured, each run has its own (created on first use)")
+    try:
+        usage = slot_usage(name)
+    except (httpx.HTTPError, OSError) as exc:
+        return Check("GPU slot", False, f"cannot reach {PREFECT_API_URL.value()} ({exc})", "start the Prefect server, or unset PREFECT_API_URL")
+    if usage is None:
+        return Check("GPU slot", True, f"{name!r} not created yet (the first model call creates it with {config.gpu.slots} slot(s))")
+    held, slots = usage
+    return Check("GPU slot", True, f"{name!r}: {held} of {slots} slot(s) held; a killed run's slot returns after "
+                 f"gpu.lease_s ({config.gpu.lease_s:g} s), or free it now with `covermill doctor --reset-gpu-slot`")
+
+
 def check_youtube_client(config: CovermillConfig) -> Check:
     """The OAuth client file `covermill auth` needs; only required once publishing is on."""
     path = config.upload.auth.client_secrets
@@ -184,6 +208,7 @@ CHECKS: list[Callable[[CovermillConfig], Check]] = [
     check_stable_diffusion,
     check_torch,
     check_prefect,
+    check_gpu_slot,
     check_youtube_client,
 ]
 

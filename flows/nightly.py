@@ -19,11 +19,14 @@ from prefect.artifacts import create_markdown_artifact
 from covermill.flows.config import CovermillConfig
 from covermill.flows.cover_song import cover_song
 from covermill.flows.publish import publish
+from covermill.flows.review import refresh_gallery
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import ledger_path
 from covermill.tasks.ledger import DONE, FAILED, REJECTED, Ledger
 from covermill.tasks.playlist import Entry, NightlySettings, read_playlist
 from covermill.tasks.rank import EveryCandidateRejected
+
+SONG_DEPLOYMENT_NAME = "covermill-song/cover-song"  # flows/deployments.py makes it; fan-out runs it
 
 
 def settled(ledger: Ledger, entry: Entry, settings: NightlySettings) -> str | None:
@@ -61,10 +64,65 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def outcome_from_ledger(ledger: Ledger, source: str) -> tuple[str, str, str]:
+    """(state, detail, song id) of a song a worker ran, read from the shared ledger."""
+    song = next((s for s in reversed(ledger.songs()) if s.source == source), None)
+    if song is None:
+        return FAILED, "", ""
+    winner = ledger.stage(song.id, "winner")
+    if winner is not None and winner[0] == FAILED:
+        return REJECTED, f"{source}: every candidate was rejected by the ranking", song.id
+    if ledger.is_done(song.id, "video"):
+        ranking = ledger.ranking(song.id)
+        return DONE, f"{song.title}: pick {ranking.pick if ranking else '?'}", song.id
+    return FAILED, "", song.id
+
+
+def cover_here(entry: Entry, out_dir: str, config: CovermillConfig) -> tuple[str, str, str]:
+    """One song as a subflow of this run: (state, detail, song id)."""
+    state = cover_song(entry.source, out_dir, config, True, return_state=True)
+    if state.is_completed():
+        result = state.result()
+        return DONE, f"{result['title']}: pick {result['pick']}", result["song_id"]
+    exc = state.result(raise_on_failure=False)
+    return (REJECTED if isinstance(exc, EveryCandidateRejected) else FAILED), _reason(exc), ""
+
+
+def cover_on_workers(entries: list[Entry], out_dir: str, config_file: str | None, deadline: float,
+                     ledger: Ledger) -> dict[str, tuple[str, str, str]]:
+    """Each song as its own run of the cover-song deployment, for the work pool's workers to share;
+    waits for them (until `deadline`, a monotonic time). The ledger and `out_dir` must be storage
+    every worker sees: the outcomes are read back from there."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    runs = {}
+    for entry in entries:
+        parameters = {"source": entry.source, "dry_run": True, "out_dir": str(Path(out_dir).resolve()),
+                      "config_file": str(Path(config_file).resolve()) if config_file else ""}
+        runs[entry.source] = run_deployment(SONG_DEPLOYMENT_NAME, parameters=parameters, timeout=0).id
+    outcomes: dict[str, tuple[str, str, str]] = {}
+    with get_client(sync_client=True) as client:
+        while len(outcomes) < len(runs) and time.monotonic() < deadline:
+            for source, run_id in runs.items():
+                if source in outcomes:
+                    continue
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    found = outcome_from_ledger(ledger, source)
+                    detail = found[1] or (state.message or state.name)
+                    outcomes[source] = (found[0] if state.is_completed() or found[0] != DONE else FAILED, detail, found[2])
+            time.sleep(2)
+    return outcomes
+
+
 @flow(name="nightly", log_prints=True)
 def nightly(playlist: str | None = None, out_dir: str = "out", config: CovermillConfig | None = None,
-            dry_run: bool = True) -> dict[str, Any]:
-    """Cover every new song of `playlist` (default: nightly.playlist), then publish today's share."""
+            dry_run: bool = True, config_file: str | None = None) -> dict[str, Any]:
+    """Cover every new song of `playlist` (default: nightly.playlist), then publish today's share.
+
+    With nightly.fan_out each song is a run of the cover-song deployment that the work pool's
+    workers pick up; they read `config_file` (the same settings, on storage they share)."""
     config = config or CovermillConfig()
     settings = config.nightly
     source = playlist or settings.playlist
@@ -87,28 +145,28 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
     todo = todo[: settings.max_songs]
     logger.info("%s: %d entries, %d new tonight, %d settled", source, len(entries), len(todo), len(summary["settled"]))
 
-    started = time.monotonic()
-    for number, entry in enumerate(todo, 1):
-        if time.monotonic() - started > settings.max_minutes * 60:
-            summary["deferred"][entry.source] = f"over nightly.max_minutes ({settings.max_minutes:g})"
-            continue
-        logger.info("[%d/%d] %s", number, len(todo), entry.title or entry.source)
-        state = cover_song(entry.source, out_dir, config, True, return_state=True)
-        if state.is_completed():
-            result = state.result()
-            ledger.record_entry(entry.source, DONE, f"pick {result['pick']}", result["song_id"])
-            summary["done"][entry.source] = f"{result['title']}: pick {result['pick']}"
-            continue
-        exc = state.result(raise_on_failure=False)
-        if isinstance(exc, EveryCandidateRejected):
-            ledger.record_entry(entry.source, REJECTED, str(exc))
-            summary["rejected"][entry.source] = str(exc)
-        else:
-            ledger.record_entry(entry.source, FAILED, _reason(exc))
-            summary["failed"][entry.source] = _reason(exc)
-        logger.warning("%s: %s", entry.source, _reason(exc))
+    deadline = time.monotonic() + settings.max_minutes * 60
+    if settings.fan_out:
+        outcomes = cover_on_workers(todo, out_dir, config_file, deadline, ledger)
+        for entry in todo:
+            if entry.source not in outcomes:
+                summary["deferred"][entry.source] = f"still running on a worker after nightly.max_minutes ({settings.max_minutes:g})"
+    else:
+        outcomes = {}
+        for number, entry in enumerate(todo, 1):
+            if time.monotonic() > deadline:
+                summary["deferred"][entry.source] = f"over nightly.max_minutes ({settings.max_minutes:g})"
+                continue
+            logger.info("[%d/%d] %s", number, len(todo), entry.title or entry.source)
+            outcomes[entry.source] = cover_here(entry, out_dir, config)
+    for entry_source, (state, detail, song_id) in outcomes.items():
+        ledger.record_entry(entry_source, state, detail, song_id)
+        summary[{DONE: "done", REJECTED: "rejected", FAILED: "failed"}[state]][entry_source] = detail
+        if state != DONE:
+            logger.warning("%s: %s", entry_source, detail)
 
     publishing = publish(out_dir, config, dry_run, return_state=True)
     summary["publish"] = publishing.result() if publishing.is_completed() else {"error": _reason(publishing.result(raise_on_failure=False))}
+    refresh_gallery(Path(out_dir), config)
     create_markdown_artifact(summary_markdown(summary), key="nightly-summary", description=f"covermill nightly over {source}")
     return summary

@@ -45,7 +45,10 @@ def route_prefect_console(debug: bool) -> None:
 
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
-            handler.setStream(_CurrentStdout())
+            # not setStream: it flushes the old stream, which may be a closed one (a handler made
+            # while a test's captured stderr was current)
+            with handler.lock:
+                handler.stream = _CurrentStdout()
             handler.console.file = None  # rich then follows whatever sys.stdout is at print time
             for old in [f for f in handler.filters if isinstance(f, _HideFailures)]:
                 handler.removeFilter(old)

@@ -15,10 +15,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from covermill.flows.config import CovermillConfig
+from covermill.flows.review import refresh_gallery
 from covermill.tasks.atomic import write_json
 from covermill.tasks.errors import CovermillError
 from covermill.tasks.layout import SongFolder, ledger_path
-from covermill.tasks.ledger import Ledger
+from covermill.tasks.ledger import FAILED, Ledger
 from covermill.tasks.publish_queue import Slot, todays_budget, todays_slots, waiting
 from covermill.tasks.stage import stage
 from covermill.tasks.upload import Publisher, UploadSettings, request_for
@@ -79,11 +80,15 @@ def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run
                 logger.warning("YouTube answered %s: no more uploads today; the rest wait for tomorrow", limit.reason)
                 break
             except Exception as error:  # noqa: BLE001 - one song's failure never stops the others
-                summary["failed"][slot.song.song_id] = str(error) if isinstance(error, CovermillError) else repr(error)
-                logger.error("song %s was not published: %s", slot.song.song_id, summary["failed"][slot.song.song_id])
+                reason = str(error) if isinstance(error, CovermillError) else repr(error)
+                summary["failed"][slot.song.song_id] = reason
+                ledger.mark(slot.song.song_id, "upload", FAILED, reason)  # the gallery shows it; the next run retries
+                logger.error("song %s was not published: %s", slot.song.song_id, reason)
                 continue
             summary["published"][slot.song.song_id] = video_id
             logger.info("published %r: https://youtu.be/%s", slot.song.title, video_id)
     finally:
         persist_if_refreshed(credentials, token_path(out, settings.auth))
+    if summary["published"] or summary["failed"]:
+        refresh_gallery(out, config)  # upload statuses changed
     return summary

@@ -23,13 +23,11 @@ from pydantic import Field
 
 from covermill.tasks.atomic import write_text
 from covermill.tasks.download import is_url
-from covermill.tasks.layout import SongFolder, ledger_path
+from covermill.tasks.layout import SongFolder, gallery_index, ledger_path
 from covermill.tasks.ledger import DONE, FAILED, GENERATOR_STAGE, RUNNING, THUMBNAIL_ART_STAGE, Ledger
 from covermill.tasks.records import Candidate, Ranking, Score, Song
 from covermill.tasks.settings import Settings
 
-INDEX_PAGE = "index.html"
-SONG_PAGE = "review.html"
 # The cover_song flow's order; the upload stage is written by publish.
 FLOW_STAGES = ("download", "generate", "render", "rank", "winner", "thumbnail", THUMBNAIL_ART_STAGE, "video", "upload")
 # Containers every current browser decodes; anything else (m4a from some sites, wma...) is played
@@ -40,14 +38,15 @@ BROWSER_AUDIO = {".flac", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".webm", ".we
 class GallerySettings(Settings):
     enabled: bool = True  # read by the flow: false writes no pages
     top_candidates: int = Field(5, ge=0, description="players for the best-ranked candidates on a song's page (the winner and the original always have one)")
+    base_url: str | None = None  # where the work folder is served over HTTP, if it is: the Prefect UI's links use it
 
 
 def index_path(out_dir: Path) -> Path:
-    return Path(out_dir) / INDEX_PAGE
+    return gallery_index(out_dir)
 
 
 def song_page_path(out_dir: Path, song_id: str) -> Path:
-    return SongFolder(out_dir, song_id).root / SONG_PAGE
+    return SongFolder(out_dir, song_id).review_page
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,7 +134,12 @@ def _upload_status(ledger: Ledger, song_id: str, states: dict[str, str]) -> dict
 
 
 def song_status(ledger: Ledger, song_id: str) -> dict[str, Any]:
-    """One line for the index: the first failed stage and why, else how far publishing got."""
+    """One line for the index: the first failed stage and why, else how far publishing got.
+
+    A song whose candidates were all rejected is settled, not failed: the ranking says why."""
+    ranking = ledger.ranking(song_id)
+    if ranking is not None and ranking.scores and ranking.pick is None:
+        return {"kind": "rejected", "text": f"rejected: none of its {len(ranking.scores)} candidates passed the ranking", "url": None}
     states = ledger.stages(song_id)
     rows = _stage_rows(ledger, song_id)
     failed = next((r for r in rows if r["state"] == FAILED and r["name"] != "upload"), None)

@@ -17,6 +17,7 @@ import ast
 import importlib
 import importlib.util
 import pkgutil
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from covermill.tasks.layout import SongFolder
 from covermill.tasks.gpu_slot import GpuSettings
 from covermill.tasks.midi import read_midi, write_midi
 from covermill.tasks.records import Candidate, Generated, Song
+from covermill.tasks.run_artifacts import progress_bar
 from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
 
@@ -127,8 +129,10 @@ def cover_candidate_id(generator: str, variant: Variant) -> str:
 
 
 def arranged_candidates(song: Song, folder: SongFolder, generator: str, options: dict[str, Any],
-                        arrange: ArrangeSettings, hold: Hold | None = None) -> list[Candidate]:
-    """A transcriber's candidates: its transcription arranged in every style x seed."""
+                        arrange: ArrangeSettings, hold: Hold | None = None,
+                        report: Callable[[float], None] = lambda _: None) -> list[Candidate]:
+    """A transcriber's candidates: its transcription arranged in every style x seed (`report`
+    hears the fraction done: the transcription is the first half)."""
     log = stage_logger("generate")
     planned = [(style, seed, candidate_id(generator, style, seed)) for style, seed in arrange.variants()]
     missing = [p for p in planned if not folder.candidate_midi(p[2]).exists()]
@@ -141,8 +145,10 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
             log.warning(f"{generator} found no notes in {song.source}; it gives no candidates")
             return []
         log.info(f"{generator}: {len(notes)} notes; arranging {len(missing)} of {len(planned)} candidates")
+    report(0.5)
     candidates = []
-    for style, seed, cid in planned:
+    for number, (style, seed, cid) in enumerate(planned, 1):
+        report(0.5 + 0.5 * number / len(planned))
         path = folder.candidate_midi(cid)
         if path.exists():
             count = len(read_midi(path))
@@ -185,22 +191,26 @@ def model_covers(song: Song, folder: SongFolder, generator: str, options: dict[s
 
 
 def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, arrange: ArrangeSettings,
-                    hold: Hold | None = None) -> Generated:
+                    hold: Hold | None = None, report: Callable[[float], None] = lambda _: None) -> Generated:
     """Every candidate MIDI of the song from every generator, made unless it exists.
 
-    `hold()` wraps each call of a torch model (the Prefect `gpu` slot in a flow; nothing by default).
+    `hold()` wraps each call of a torch model (the Prefect `gpu` slot in a flow; nothing by default);
+    `report` hears the fraction of the work done.
     """
     log = stage_logger("generate")
     candidates: list[Candidate] = []
     skipped: dict[str, str] = {}
-    for generator in generate.generators:
+    total = len(generate.generators)
+    for number, generator in enumerate(generate.generators):
         options = generate.options_for(generator)
+        share = lambda fraction, number=number: report((number + fraction) / total)  # noqa: E731
         try:
             variants = cover_variants(generator, options)
             if variants is None:
-                made = arranged_candidates(song, folder, generator, options, arrange, hold)
+                made = arranged_candidates(song, folder, generator, options, arrange, hold, share)
             else:
                 made = model_covers(song, folder, generator, options, variants, hold)
+            share(1.0)
         except SongNotSupported as exc:
             log.warning(f"{generator}: no candidates for {song.title or song.id}: {exc}")
             skipped[generator] = str(exc)
@@ -220,5 +230,6 @@ def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, 
 def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings,
                         gpu: GpuSettings) -> Generated:
     """Prefect task: the song's candidate MIDIs in its folder under `out_dir`; torch model calls
-    hold the `gpu` concurrency slot."""
-    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange, gpu.holder())
+    hold the `gpu` concurrency slot; a progress artifact follows the work."""
+    report = progress_bar("generate", song, f"Candidates of {song.title!r}: {', '.join(generate.generators)}")
+    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange, gpu.holder(), report)

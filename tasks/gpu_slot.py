@@ -3,7 +3,8 @@
 `concurrency(..., strict=True)` refuses to run when the limit does not exist (without strict a
 missing limit is silently not enforced), so the limit is created on first use with the configured
 number of slots. Prefect leases the slot and renews it while held: a killed run gives it back
-when the lease runs out.
+when its lease (`gpu.lease_s`) runs out. `covermill doctor` shows who holds what, and
+`covermill doctor --reset-gpu-slot` frees a slot at once.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ class GpuSettings(Settings):
     limit: str | None = GPU_LIMIT  # the Prefect global concurrency limit; null holds none
     slots: int = Field(default=1, ge=1)  # slots it is created with when missing
     wait_s: float | None = Field(default=None, gt=0)  # give up waiting for the slot after this; null waits
+    lease_s: float = Field(default=300.0, ge=60)  # a killed run's slot comes back after this (Prefect's minimum: 60)
 
     def holder(self) -> Hold:
-        return slot_holder(self.limit, self.slots, self.wait_s)
+        return slot_holder(self.limit, self.slots, self.wait_s, self.lease_s)
 
 
 def ensure_limit(name: str, slots: int) -> bool:
@@ -57,7 +59,7 @@ def ensure_limit(name: str, slots: int) -> bool:
         ) from exc
 
 
-def slot_holder(name: str | None = GPU_LIMIT, slots: int = 1, timeout_s: float | None = None) -> Hold:
+def slot_holder(name: str | None = GPU_LIMIT, slots: int = 1, timeout_s: float | None = None, lease_s: float = 300.0) -> Hold:
     """A `hold()` for generators: each call holds one slot of the limit `name` (None: hold nothing)."""
     from contextlib import nullcontext
 
@@ -73,7 +75,7 @@ def slot_holder(name: str | None = GPU_LIMIT, slots: int = 1, timeout_s: float |
             created.append(ensure_limit(name, slots))
         acquired = False
         try:
-            with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s):
+            with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=lease_s):
                 acquired = True
                 yield
         except TimeoutError as exc:
@@ -84,3 +86,31 @@ def slot_holder(name: str | None = GPU_LIMIT, slots: int = 1, timeout_s: float |
             ) from exc
 
     return hold
+
+
+def slot_usage(name: str) -> tuple[int, int] | None:
+    """(slots held, slots) of the limit `name` on the configured server; None when it does not exist."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return None
+    return limit.active_slots, limit.limit
+
+
+def reset_slots(name: str) -> int:
+    """Free every slot of `name` (after a crash, without waiting for the leases); returns how many were held."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            held = client.read_global_concurrency_limit_by_name(name).active_slots
+        except ObjectNotFound:
+            raise CovermillError(f"there is no {name!r} concurrency limit on this Prefect server; nothing to reset.") from None
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+    return held

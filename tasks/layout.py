@@ -15,6 +15,11 @@ def ledger_path(out_dir: Path) -> Path:
     return Path(out_dir) / "ledger.sqlite"
 
 
+def gallery_index(out_dir: Path) -> Path:
+    """The review gallery's index page, across every song of the work folder."""
+    return Path(out_dir) / "index.html"
+
+
 class SongFolder:
     """Paths of everything one song produces, under `<out>/<song id>/`."""
 
@@ -78,3 +83,8 @@ class SongFolder:
     def upload_request(self) -> Path:
         """What the upload stage sends for this song (written by every run, dry or not)."""
         return self.root / "upload_request.json"
+
+    @property
+    def review_page(self) -> Path:
+        """The song's page of the review gallery."""
+        return self.root / "review.html"

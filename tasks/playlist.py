@@ -26,6 +26,7 @@ class NightlySettings(Settings):
     max_songs: int = Field(10, ge=1)  # new songs started per night
     max_minutes: float = Field(360.0, gt=0)  # no new song starts after this long
     max_attempts: int = Field(3, ge=1)  # a song that failed on this many nights is left alone (reason kept)
+    fan_out: bool = False  # each song a run of the cover-song deployment, shared by a work pool's workers
     cron: str = "0 2 * * *"  # when the nightly deployment runs (`covermill serve` / `covermill deploy`)
     timezone: str = "UTC"  # the cron's zone, an IANA name such as Europe/Paris
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import read_midi
 from covermill.tasks.qmax import PROTOCOL, compare_all
 from covermill.tasks.records import Candidate, Ranking, Score, Song
+from covermill.tasks.run_artifacts import artifact_key
 from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
 
@@ -192,11 +192,6 @@ def ranking_table(ranking: Ranking, candidates: list[Candidate]) -> list[dict[st
     return rows
 
 
-def artifact_key(song_id: str) -> str:
-    """Prefect artifact keys allow only lowercase letters, digits and dashes."""
-    return "ranking-" + (re.sub(r"[^a-z0-9-]+", "-", song_id.lower()).strip("-") or "song")
-
-
 @stage("rank")
 def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_dir: Path, settings: RankSettings) -> Ranking:
     """Rank the song's candidates, write ranking.json and publish the table as a Prefect artifact."""
@@ -204,7 +199,7 @@ def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_di
     write_ranking(SongFolder(out_dir, song.id).ranking, ranking)
     accepted = sum(not s.rejected for s in ranking.scores)
     create_table_artifact(
-        key=artifact_key(song.id),
+        key=artifact_key("ranking", song.id),
         table=ranking_table(ranking, candidates),
         description=f"Candidates of {song.title!r}, best first: Qmax against the original (lower is closer), "
                     f"combined with defect penalties; {accepted} of {len(ranking.scores)} accepted.",

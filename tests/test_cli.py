@@ -34,7 +34,7 @@ def assert_one_sentence(result, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["doctor"], ["auth"], ["queue"], ["publish"], ["nightly"], ["serve"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["doctor"], ["auth"], ["queue"], ["publish"], ["nightly"], ["serve"], ["deploy"]])
 def test_help_explains_with_examples(command):
     result = subprocess.run([COVERMILL, *command, "--help"], capture_output=True, text=True, check=True)
     assert "Examples:" in result.stdout or "Example:" in result.stdout
@@ -144,10 +144,30 @@ def test_dry_run_makes_every_output(dry_run):
     assert len(ledger.candidates(folder.name)) == len(midis)
 
 
+def test_a_song_run_leaves_its_artifacts_in_the_prefect_ui(dry_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    from covermill.tasks.run_artifacts import artifact_key
+
+    out, _, _ = dry_run
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    keys = {kind: artifact_key(kind, folder.name) for kind in ("ranking", "generate", "thumbnail", "video", "midi", "review")}
+    with get_client(sync_client=True) as client:
+        found = client.read_latest_artifacts(artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=list(keys.values()))))
+    artifacts = {a.key: a for a in found}
+    assert set(artifacts) == set(keys.values())
+    assert artifacts[keys["ranking"]].type == "table"
+    assert artifacts[keys["generate"]].type == "progress" and float(artifacts[keys["generate"]].data) == 100.0
+    for kind, name in (("thumbnail", "thumbnail.jpg"), ("video", "video.mp4"), ("midi", "winner.mid"), ("review", "review.html")):
+        assert artifacts[keys[kind]].type == "markdown" or artifacts[keys[kind]].type == "link"
+        assert (folder / name).resolve().as_uri() in artifacts[keys[kind]].data
+
+
 def test_rerun_skips_finished_stages_and_finishes_unfinished_ones(dry_run, clips):
     out, _, _ = dry_run
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
-    outputs = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("metadata.json", "upload_request.json")]
+    outputs = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("metadata.json", "upload_request.json", "review.html")]  # rewritten by every run
     before = {p: p.stat().st_mtime_ns for p in outputs}
     # A run killed while encoding: the video never landed and its stage never finished.
     (folder / "video.mp4").unlink()

@@ -27,7 +27,7 @@ def test_a_partial_config_overrides_only_what_it_names(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("rendr:\n  program: 4\n", r"unknown setting 'rendr'; check its spelling \(known here: arrange, download, generate"),
+        ("rendr:\n  program: 4\n", r"unknown setting 'rendr'; check its spelling \(known here: arrange, download, gallery, generate"),
         ("rank:\n  max_frame: 10\n", r"unknown setting 'rank.max_frame'.*max_frames"),
         ("render:\n  program: piano\n", r"setting 'render.program' is invalid"),
         ("download:\n  max_duration_s: -3\n", r"setting 'download.max_duration_s' is invalid: Input should be greater than 0"),

@@ -15,10 +15,11 @@ from covermill.tasks.audio import decode_to_wav
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.midi import write_midi
 from covermill.tasks.rank import (
-    RankSettings, artifact_key, combined_score, rank_candidates, ranking_table, reject_reasons, write_ranking,
+    RankSettings, combined_score, rank_candidates, ranking_table, reject_reasons, write_ranking,
 )
 from covermill.tasks.arrange import ArrangeSettings, arrange
 from covermill.tasks.records import Candidate, Ranking, Song
+from covermill.tasks.run_artifacts import artifact_key
 from covermill.tasks.render import RenderSettings, render_candidates
 
 
@@ -123,8 +124,8 @@ def test_ranking_table_rows(song_a, ranking):
 
 
 def test_artifact_key_is_lowercase_letters_digits_dashes():
-    assert artifact_key("0f3a9c") == "ranking-0f3a9c"
-    assert artifact_key("Song_A.1") == "ranking-song-a-1"
+    assert artifact_key("ranking", "0f3a9c") == "ranking-0f3a9c"
+    assert artifact_key("video", "Song_A.1") == "video-song-a-1"
 
 
 def defects(**changes: float) -> dict[str, float]:
