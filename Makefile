@@ -17,7 +17,7 @@ APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts
 QUALITY_CLIPS := .cache/quality/clips-60s
 QUALITY_SONGS := .cache/quality/songs-210s
 
-.PHONY: help system install demo test bench bench-generate bench-thumbnail bench-upload bench-quality bench-quality-full clean
+.PHONY: help system install demo test bench bench-generate bench-thumbnail bench-upload bench-prefect bench-quality bench-quality-full clean
 
 help:
 	@echo "make demo   set up everything, then make a cover of a real 1-minute recording (dry run)"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-generate      Pop2Piano seconds per candidate on a 1-minute clip (random weights, real size)"
 	@echo "make bench-thumbnail     Stable Diffusion seconds per 512x512 image at 25 steps (random weights, SD 1.5 size)"
 	@echo "make bench-upload        upload throughput to a loopback fake YouTube vs a file copy, requests per upload"
+	@echo "make bench-prefect       Prefect overhead per song: a 10-song dry-run nightly of 10 s clips"
 	@echo "make bench-quality       cover quality, paper style, on one-minute cuts of 10 real songs (bench/quality.py)"
 	@echo "make bench-quality-full  the same on 3.5-minute cuts (a song's usual length)"
 
@@ -82,6 +83,9 @@ bench-thumbnail: install
 
 bench-upload: install
 	$(VENV)/bin/python bench/upload.py --mb 200 --json out/bench/upload.json
+
+bench-prefect: install
+	$(VENV)/bin/python bench/prefect_overhead.py --songs 10 --seconds 10 --json out/bench/prefect.json
 
 # The planetblupi recordings come with their MIDI scores: the bench cuts both at the same place.
 $(QUALITY_CLIPS)/.cut: | install

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
 
+from covermill.flows.approval import ask, choice_problem
 from covermill.flows.config import CovermillConfig
 from covermill.flows.publish import publish
 from covermill.flows.review import show_song
@@ -21,9 +22,9 @@ from covermill.tasks.atomic import write_json
 from covermill.tasks.download import download
 from covermill.tasks.generate import generate_candidates
 from covermill.tasks.layout import SongFolder, ledger_path
-from covermill.tasks.ledger import DONE, FAILED, RUNNING, Ledger
+from covermill.tasks.ledger import APPROVAL_STAGE, DONE, FAILED, REJECTED, RUNNING, Ledger
 from covermill.tasks.metadata import render_metadata
-from covermill.tasks.rank import EveryCandidateRejected, rank
+from covermill.tasks.rank import EveryCandidateRejected, rank, write_ranking
 from covermill.tasks.records import Candidate, Generated, Publication, Ranking, Song
 from covermill.tasks.render import render_candidates, render_winner_task
 from covermill.tasks.thumbnail import make_thumbnail_task
@@ -78,6 +79,55 @@ def _existing(path: Path) -> Path | None:
     return path if path.exists() else None
 
 
+def write_publication(song: Song, winner: Candidate, ranking: Ranking, thumbnail: Path, video: Path,
+                      folder: SongFolder, config: CovermillConfig) -> Publication:
+    """metadata.json: the song, its pick, the pick's score, and the title and description to publish."""
+    score = next(s for s in ranking.scores if s.candidate_id == winner.id)
+    title, description = render_metadata(song, winner, score, config.metadata)
+    publication = Publication(title=title, description=description, thumbnail=thumbnail, video=video)
+    write_json(folder.metadata, {
+        "song": song.model_dump(mode="json"),
+        "winner": winner.model_dump(mode="json"),
+        "score": score.model_dump(mode="json"),
+        "publication": publication.model_dump(mode="json"),
+    })
+    return publication
+
+
+def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: Candidate, folder: SongFolder,
+             ledger: Ledger, config: CovermillConfig) -> tuple[Candidate, bool]:
+    """Ask a person (flows/approval.py) until they approve or reject; (the final pick, approved)."""
+    logger = get_run_logger()
+    out = folder.root.parent
+    while True:
+        ledger.mark(song.id, APPROVAL_STAGE, RUNNING, "waiting for a person in the Prefect UI")
+        show_song(song, out, config)  # the review page to listen on is current
+        decision = ask(song, winner, ranking, str(folder.review_page), config.upload.approval_timeout_s)
+        if decision is None:
+            logger.warning("nobody answered within %d s; the song stays out of the queue until a run of it is approved",
+                           config.upload.approval_timeout_s)
+            return winner, False
+        if decision.decision == "reject":
+            ledger.mark(song.id, APPROVAL_STAGE, REJECTED, f"rejected by a person (pick was {winner.id})")
+            return winner, False
+        if decision.decision == "approve":
+            ledger.mark(song.id, APPROVAL_STAGE, DONE, f"approved {winner.id}")
+            return winner, True
+        problem = choice_problem(decision, ranking)
+        if problem:
+            logger.warning("%s", problem)
+            continue
+        # another candidate: it becomes the pick, its cover is rendered, and the person hears it next
+        winner = next(c for c in candidates if c.id == decision.candidate)
+        ranking = ranking.model_copy(update={"pick": winner.id})
+        write_ranking(folder.ranking, ranking)
+        ledger.record_ranking(song.id, ranking)
+        render_winner_task(song, winner, out, config.render)
+        video = make_video_task(song, out, config.video)
+        write_publication(song, winner, ranking, folder.thumbnail, video, folder, config)
+        logger.info("the pick is now %s, picked by a person", winner.id)
+
+
 @flow(name="cover_song", log_prints=True)
 def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> dict[str, Any]:
     """Make, rank and publish a piano cover of one song (a local audio file or an http(s) URL).
@@ -118,15 +168,12 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
         ledger.mark(song.id, "winner", FAILED, "every candidate was rejected")
         raise EveryCandidateRejected(f"{source}: every candidate was rejected by the ranking; see {folder.ranking} for the reasons.")
     winner = next(c for c in candidates if c.id == ranking.pick)
-    score = next(s for s in ranking.scores if s.candidate_id == winner.id)
 
     run.stage(
         "winner",
         lambda: folder.winner_audio if folder.winner_audio.exists() and folder.winner_midi.exists() else None,
         lambda: render_winner_task(song, winner, out, config.render),
     )
-    logger.info("winner: %s (Qmax %.3f, combined %.3f)", winner.id, score.qmax, score.combined)
-
     thumbnail = run.stage(
         "thumbnail",
         lambda: _existing(folder.thumbnail),
@@ -134,17 +181,19 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
         lambda _: ledger.record_thumbnail_art(song.id, folder.thumbnail_info),
     )
     video = run.stage("video", lambda: _existing(folder.video), lambda: make_video_task(song, out, config.video))
-    title, description = render_metadata(song, winner, score, config.metadata)
-    publication = Publication(title=title, description=description, thumbnail=thumbnail, video=video)
-    write_json(folder.metadata, {
-        "song": song.model_dump(mode="json"),
-        "winner": winner.model_dump(mode="json"),
-        "score": score.model_dump(mode="json"),
-        "publication": publication.model_dump(mode="json"),
-    })
+    write_publication(song, winner, ranking, thumbnail, video, folder, config)
+    logger.info("winner: %s", winner.id)
+
+    approved = True
+    if config.upload.approval:
+        answered = ledger.stage(song.id, APPROVAL_STAGE)
+        if answered is not None and answered[0] in (DONE, REJECTED) and not run.upstream_changed:
+            approved = answered[0] == DONE  # the same cover was answered before: not asked again
+        else:
+            winner, approved = approval(song, ranking, candidates, winner, folder, ledger, config)
     # The song joins the queue; publish sends what today's budget allows, best first (maybe
     # another song), and in a dry run writes the requests it would send.
-    published = publish(out_dir, config, dry_run)
+    published = publish(out_dir, config, dry_run) if approved else {"published": {}}
     show_song(song, out, config)
     return {
         "song_id": song.id,

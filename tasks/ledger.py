@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS playlists (
 
 DONE, FAILED, RUNNING, SKIPPED, REJECTED = "done", "failed", "running", "skipped", "rejected"
 GENERATOR_STAGE = "generate:"  # + a generator's name: how that generator fared on the song
+APPROVAL_STAGE = "approval"  # upload.approval: a person's answer; only an approved song joins the publishing queue
 THUMBNAIL_ART_STAGE = "thumbnail:art"  # detail: where the picture came from, or why it is the fallback
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from covermill.tasks.ledger import Ledger
+from covermill.tasks.ledger import APPROVAL_STAGE, DONE, Ledger
 from covermill.tasks.layout import SongFolder
 from covermill.tasks.records import Record
 from covermill.tasks.upload_quota import QuotaSettings, pacific_day, publish_times, uploads_that_fit
@@ -44,6 +44,9 @@ def waiting(ledger: Ledger, out_dir: Path) -> list[Waiting]:
     uploads = ledger.uploads()
     for song in ledger.songs():
         if not ledger.is_done(song.id, "video") or ledger.is_done(song.id, "upload"):
+            continue
+        answer = ledger.stage(song.id, APPROVAL_STAGE)
+        if answer is not None and answer[0] != DONE:  # waiting for a person, or rejected by one
             continue
         folder = SongFolder(out_dir, song.id)
         if not (folder.metadata.exists() and folder.video.exists()):  # deleted by hand: nothing to send

@@ -38,6 +38,8 @@ PLAYLIST_DESCRIPTION = "Piano covers made and published by covermill."
 
 class UploadSettings(Settings):
     enabled: bool = False  # false: every run is a dry run (request bodies written, nothing sent); --publish overrides
+    approval: bool = False  # a person approves each cover in the Prefect UI (approve / pick another / reject) before it may be queued
+    approval_timeout_s: int = Field(3600, ge=10)  # unanswered this long: the song stays out of the queue
     auth: AuthSettings = AuthSettings()
     chunk_kib: int = Field(8192, ge=CHUNK_GRANULE_KIB)
     retries: int = Field(8, ge=0)  # failures in a row (without progress) before a song's upload gives up for this run

@@ -77,10 +77,12 @@ def night(prefect_server, clips, tmp_path_factory):
     out = root / "out"
     with http_server(served) as base:
         url = write_feed(served, base, [("Song A", "song_a.ogg"), ("Broken", "missing.ogg"), ("Song B", "song_b.ogg")])
-        first = invoke("nightly", url, "--out", str(out), "--config", str(config))
-        stages_after_first = stage_rows(out)
-        second = invoke("nightly", url, "--out", str(out), "--config", str(config))
-    return out, base, first, second, stages_after_first
+        # the first night may start two songs: the third waits for the next night
+        first = invoke("nightly", url, "--out", str(out), "--config", str(config), "--max-songs", "2")
+        second = invoke("nightly", url, "--out", str(out), "--config", str(config), "--max-songs", "2")
+        stages_after_second = stage_rows(out)
+        third = invoke("nightly", url, "--out", str(out), "--config", str(config))
+    return out, base, (first, second), third, stages_after_second
 
 
 def stage_rows(out: Path) -> list[tuple]:
@@ -89,10 +91,13 @@ def stage_rows(out: Path) -> list[tuple]:
 
 
 def test_a_broken_entry_is_recorded_and_the_others_are_covered(night):
-    out, base, first, _, _ = night
+    out, base, (first, second), _, _ = night
     assert first.exit_code == 1  # a failed song is reported ...
-    assert "2 done, 0 rejected, 1 failed" in first.stdout  # ... after the others were done
+    assert "1 done, 0 rejected, 1 failed, 0 already settled, 1 left for another night" in first.stdout
     assert f"{base}/missing.ogg" in first.stdout and "404" in first.stdout
+    assert f"{base}/song_b.ogg: over nightly.max_songs (2)" in first.stdout
+    assert second.exit_code == 0, second.output  # ... and the others are done, one night later
+    assert "1 done, 0 rejected, 0 failed, 2 already settled, 0 left for another night" in second.stdout
     ledger = Ledger(ledger_path(out))
     for name in ("song_a", "song_b"):
         state, _, _ = ledger.entry(f"{base}/{name}.ogg")
@@ -108,7 +113,7 @@ def test_a_broken_entry_is_recorded_and_the_others_are_covered(night):
 
 
 def test_a_second_night_processes_nothing_new(night):
-    out, _, _, second, stages_after_first = night
-    assert second.exit_code == 0, second.output
-    assert "0 done, 0 rejected, 0 failed, 3 already settled" in second.stdout
-    assert stage_rows(out) == stages_after_first  # no stage of any song ran again
+    out, _, _, third, stages_after_second = night
+    assert third.exit_code == 0, third.output
+    assert "0 done, 0 rejected, 0 failed, 3 already settled" in third.stdout
+    assert stage_rows(out) == stages_after_second  # no stage of any song ran again
