@@ -275,5 +275,10 @@ def write_gallery(out_dir: Path, settings: GallerySettings | None = None) -> Pat
     for song in songs:
         write_song_page(out_dir, ledger, song.id, settings)
     entries = [_summary(out_dir, ledger, song, out_dir) for song in songs]
-    html = _environment().get_template("gallery_index.html.j2").render(songs=entries)
+    # playlist entries that never became a song (the download failed): only the nightly's archive knows them
+    known = {song.id for song in songs}
+    unfinished = [{"source": source, "reason": detail, "attempts": attempts}
+                  for source, song_id, state, detail, attempts in ledger.entries()
+                  if state == FAILED and song_id not in known]
+    html = _environment().get_template("gallery_index.html.j2").render(songs=entries, unfinished=unfinished)
     return write_text(index_path(out_dir), html)

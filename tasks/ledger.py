@@ -242,6 +242,11 @@ class Ledger:
             row = db.execute("SELECT state, detail, attempts FROM playlist_entries WHERE source = ?", (source,)).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
+    def entries(self) -> list[tuple[str, str, str, str, int]]:
+        """Every playlist entry tried: (source, song id or '', state, detail, failed attempts), newest first."""
+        with self._connect() as db:
+            return db.execute("SELECT source, song_id, state, detail, attempts FROM playlist_entries ORDER BY updated DESC").fetchall()
+
     def record_entry(self, source: str, state: str, detail: str = "", song_id: str = "") -> None:
         """done (video made), rejected (no candidate passed the ranking) or failed (counted, retried later)."""
         failed = 1 if state == FAILED else 0
