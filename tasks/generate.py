@@ -13,10 +13,11 @@ song (Pop2Piano without a beat grid) is skipped with its reason; the others go o
 
 from __future__ import annotations
 
-import ast
+import functools
 import importlib
 import importlib.util
 import pkgutil
+import re
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -42,26 +43,30 @@ from covermill.tasks.settings import Settings
 from covermill.tasks.stage import stage, stage_logger
 
 
-def known_generators() -> list[str]:
-    """Names of the generator modules in covermill.models: a top-level `load` and a `transcribe`
-    (or `cover`) method.
+# A generator module has a top-level `load` and a class with a `transcribe` (or `cover`) method.
+# Matched in the source text: the ast module of CPython 3.11 is not safe to use while another
+# thread parses too (Prefect's workers do), and it raised "AST constructor recursion depth mismatch".
+_TOP_LEVEL_LOAD = re.compile(r"^def load\(", re.MULTILINE)
+_MODEL_METHOD = re.compile(r"^    def (?:transcribe|cover)\(self\b", re.MULTILINE)
 
-    Read from the source, not imported, so that listing them loads no model library.
-    """
+
+@functools.lru_cache(maxsize=1)
+def _generator_modules() -> tuple[str, ...]:
     names = []
     for info in pkgutil.iter_modules(covermill.models.__path__):
         spec = importlib.util.find_spec(f"covermill.models.{info.name}")
         if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
             continue
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-        has_load = any(isinstance(node, ast.FunctionDef) and node.name == "load" for node in tree.body)
-        has_transcribe = any(
-            isinstance(item, ast.FunctionDef) and item.name in ("transcribe", "cover")
-            for node in tree.body if isinstance(node, ast.ClassDef) for item in node.body
-        )
-        if has_load and has_transcribe:
+        source = Path(spec.origin).read_text(encoding="utf-8")
+        if _TOP_LEVEL_LOAD.search(source) and _MODEL_METHOD.search(source):
             names.append(info.name.replace("_", "-"))
-    return sorted(names)
+    return tuple(sorted(names))
+
+
+def known_generators() -> list[str]:
+    """Names of the generator modules in covermill.models, read from their source rather than
+    imported, so that listing them loads no model library."""
+    return list(_generator_modules())
 
 
 class GenerateSettings(Settings):
