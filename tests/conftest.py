@@ -54,6 +54,17 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def short_clips(tmp_path_factory) -> dict[str, Path]:
+    """name -> a 10 s OGG clip (the same songs and starts as `clips`): for tests about orchestration,
+    where the music only has to be real, not long."""
+    folder = tmp_path_factory.mktemp("short-clips")
+    return {
+        name: cut_clip(MUSIC_DIR / f"{recording}.ogg", start, 10.0, folder / f"{name}.ogg")
+        for name, (recording, start) in CLIPS.items()
+    }
+
+
+@pytest.fixture(scope="session")
 def reference_midis() -> dict[str, Path]:
     """name -> the full MIDI score of the recording each clip was cut from."""
     return {name: MUSIC_DIR / f"{recording}.mid" for name, (recording, _) in CLIPS.items()}

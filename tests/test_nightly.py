@@ -39,18 +39,18 @@ def write_feed(folder: Path, base_url: str, items: list[tuple[str, str]]) -> str
     return f"{base_url}/feed.xml"
 
 
-def test_a_feed_is_read_flat_with_titles_and_plain_addresses(tmp_path, clips):
-    shutil.copy(clips["song_a"], tmp_path / "song_a.ogg")
+def test_a_feed_is_read_flat_with_titles_and_plain_addresses(tmp_path, short_clips):
+    shutil.copy(short_clips["song_a"], tmp_path / "song_a.ogg")
     with http_server(tmp_path) as base:
         url = write_feed(tmp_path, base, [("Song A", "song_a.ogg"), ("Gone", "gone.ogg"), ("Song A again", "song_a.ogg")])
         entries = read_playlist(url)
     assert [(e.source, e.title) for e in entries] == [(f"{base}/song_a.ogg", "Song A"), (f"{base}/gone.ogg", "Gone")]
 
 
-def test_folders_and_text_files_are_playlists_too(tmp_path, clips):
+def test_folders_and_text_files_are_playlists_too(tmp_path, short_clips):
     (tmp_path / "music").mkdir()
-    shutil.copy(clips["song_a"], tmp_path / "music" / "a.ogg")
-    shutil.copy(clips["song_b"], tmp_path / "music" / "b.ogg")
+    shutil.copy(short_clips["song_a"], tmp_path / "music" / "a.ogg")
+    shutil.copy(short_clips["song_b"], tmp_path / "music" / "b.ogg")
     assert [Path(e.source).name for e in read_playlist(str(tmp_path / "music"))] == ["a.ogg", "b.ogg"]
     listing = tmp_path / "songs.txt"
     listing.write_text("# tonight\nmusic/b.ogg\n\nhttps://example.com/c.ogg\nmusic/b.ogg\n")
@@ -64,13 +64,13 @@ def test_folders_and_text_files_are_playlists_too(tmp_path, clips):
 
 
 @pytest.fixture(scope="module")
-def night(prefect_server, clips, tmp_path_factory):
+def night(prefect_server, short_clips, tmp_path_factory):
     """One nightly run over a served feed of two real songs and one broken entry."""
     root = tmp_path_factory.mktemp("nightly")
     served = root / "served"
     served.mkdir()
-    shutil.copy(clips["song_a"], served / "song_a.ogg")
-    shutil.copy(clips["song_b"], served / "song_b.ogg")
+    shutil.copy(short_clips["song_a"], served / "song_a.ogg")
+    shutil.copy(short_clips["song_b"], served / "song_b.ogg")
     config = root / "config.yaml"
     # fewer candidates than the defaults keep the night short; max_attempts 1 settles the broken one
     config.write_text(yaml.safe_dump({"arrange": {"seeds": [0]}, "nightly": {"max_attempts": 1}}))
