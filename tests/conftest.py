@@ -105,6 +105,8 @@ def prefect_api(tmp_path_factory):
     schedules and workers: yields (api_url, env for child processes that should use it)."""
     import httpx
 
+    from helpers import stop
+
     home = tmp_path_factory.mktemp("prefect-server-home")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -131,9 +133,5 @@ def prefect_api(tmp_path_factory):
     try:
         yield api, {**env, "PREFECT_API_URL": api}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()

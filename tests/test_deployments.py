@@ -19,6 +19,8 @@ import yaml
 from covermill.tasks.layout import ledger_path
 from covermill.tasks.ledger import Ledger
 
+from helpers import stop
+
 COVERMILL = str(Path(sys.executable).with_name("covermill"))
 SONG = "covermill-song/cover-song"
 NIGHTLY = "covermill-nightly/nightly"
@@ -62,11 +64,7 @@ def served(prefect_api, tmp_path_factory):
         song, nightly = wait_for(both, 120, "the two deployments", process, log)
         yield client, song, nightly, out, log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         client.close()
 
 

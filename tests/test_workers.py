@@ -19,6 +19,7 @@ from covermill.tasks.layout import ledger_path
 from covermill.tasks.ledger import Ledger
 
 from conftest import MUSIC_DIR, cut_clip
+from helpers import stop
 
 COVERMILL = str(Path(sys.executable).with_name("covermill"))
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -58,13 +59,7 @@ def fanned_out(prefect_api, tmp_path_factory):
                                env=env, capture_output=True, text=True, cwd=root, timeout=900)
         yield api, out, clips, night, [log.read_text() for log in logs]
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop(*workers)
 
 
 def test_deploy_puts_both_deployments_on_the_pool(fanned_out):
