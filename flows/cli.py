@@ -91,6 +91,7 @@ def run(
 
     from covermill.flows.cover_song import cover_song
     from covermill.flows.offline import route_prefect_console
+    from covermill.tasks.layout import SongFolder, gallery_index
 
     route_prefect_console(debug)
     failed = 0
@@ -104,7 +105,8 @@ def run(
                 f"done: {result['title']!r} -> {result['folder']}\n"
                 f"  video:   {result['video']}\n"
                 f"  MIDI:    {result['winner_midi']} (pick: {result['pick']} of {result['candidates']} candidates)\n"
-                f"  ranking: {result['ranking']}",
+                f"  ranking: {result['ranking']}\n"
+                f"  review:  {SongFolder(out, result['song_id']).review_page} (all songs: {gallery_index(out)})",
                 flush=True,
             )
             continue

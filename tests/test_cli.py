@@ -119,6 +119,7 @@ def test_a_bad_source_does_not_stop_the_others(dry_run):
     assert result.stderr.strip().splitlines() == [f"covermill: {missing}: no such file; check the path."]
     assert "1 of 2 songs done, 1 failed." in result.stdout
     assert "video:" in result.stdout and "MIDI:" in result.stdout and "ranking:" in result.stdout
+    assert f"all songs: {out / 'index.html'}" in result.stdout and (out / "index.html").exists()
 
 
 def test_dry_run_makes_every_output(dry_run):
