@@ -78,8 +78,6 @@ def run(
     from covermill.tasks.errors import CovermillError
 
     try:
-        if dry_run and publish:
-            raise CovermillError("--dry-run and --publish contradict each other; give one of them.")
         settings = with_overrides(load_config(config), generators, arrangers, seeds)
         songs = expand_sources(sources)
     except CovermillError as exc:
@@ -87,7 +85,7 @@ def run(
             traceback.print_exc()
         _say_error(str(exc))
         raise typer.Exit(2) from None
-    dry_run = not (publish or settings.upload.enabled) or dry_run
+    dry_run = _dry_run(dry_run, publish, settings)
 
     from covermill.flows.cover_song import cover_song
     from covermill.flows.offline import route_prefect_console
@@ -153,15 +151,13 @@ def nightly(
     from covermill.tasks.errors import CovermillError
 
     settings = _load_settings(config)
-    if dry_run and publish:
-        _say_error("--dry-run and --publish contradict each other; give one of them.")
-        raise typer.Exit(2)
+    dry_run = _dry_run(dry_run, publish, settings)
     if max_songs is not None:
         data = settings.model_dump(mode="json")
         data["nightly"]["max_songs"] = max_songs
         settings = config_from_dict(data, "command line")
     route_prefect_console(debug)
-    state = nightly_flow(playlist, str(out), settings, not (publish or settings.upload.enabled) or dry_run, return_state=True)
+    state = nightly_flow(playlist, str(out), settings, dry_run, return_state=True)
     if not state.is_completed():
         exc = state.result(raise_on_failure=False)
         if debug and isinstance(exc, BaseException):
@@ -283,6 +279,14 @@ def _one_sentence_on_error() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def _dry_run(dry_run: bool, publish: bool, settings) -> bool:
+    """Whether this run stays dry: --dry-run, or neither --publish nor upload.enabled."""
+    if dry_run and publish:
+        _say_error("--dry-run and --publish contradict each other; give one of them.")
+        raise typer.Exit(2)
+    return dry_run or not (publish or settings.upload.enabled)
+
+
 def _load_settings(config: Optional[Path]):
     from covermill.flows.config import load_config
 
@@ -309,13 +313,11 @@ def publish(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
 ) -> None:
     settings = _load_settings(config)
-    if dry_run and publish_now:
-        _say_error("--dry-run and --publish contradict each other; give one of them.")
-        raise typer.Exit(2)
+    dry_run = _dry_run(dry_run, publish_now, settings)
     from covermill.flows.offline import route_prefect_console
 
     route_prefect_console(debug)
-    if not _run_publish(out, settings, not (publish_now or settings.upload.enabled) or dry_run, debug):
+    if not _run_publish(out, settings, dry_run, debug):
         raise typer.Exit(1)
 
 

@@ -121,7 +121,6 @@ class Publisher:
         return upload
 
     def _video(self, song_id: str, publish_at: datetime | None) -> Upload:
-        folder = SongFolder(self.out_dir, song_id)
         request = request_for(song_id, self.out_dir, self.settings, publish_at)["videos.insert"]
         size = request["bytes"]
         upload = self.ledger.upload(song_id)
@@ -130,23 +129,24 @@ class Publisher:
         day = pacific_day(self.now()).isoformat()
         stamp = {"day": day, "publish_at": request["body"]["status"].get("publishAt")}
         if upload is not None:
-            found = self._recover(song_id, upload, size)
+            found = self._recover(song_id, upload, size, request["body"])
             if found is not None:
                 self.logger.info("song %s: found video %s from an earlier run; not uploading again", song_id, found)
                 return self._record(song_id, upload, video_id=found, **stamp)
         upload = self._record(song_id, Upload(started=time.time(), media_bytes=size))
         self._count("videos.insert")
-        media = ChunkedFileUpload(str(folder.video), mimetype="video/mp4", chunksize=self.settings.chunk_kib * 1024, resumable=True)
-        insert = self.youtube.videos().insert(part=PART, body=request["body"], media_body=media)
-        return self._send(song_id, upload, insert, size, None, stamp)
+        return self._send(song_id, upload, self._insert(song_id, request["body"]), size, None, stamp)
 
-    def _recover(self, song_id: str, upload: Upload, size: int) -> str | None:
+    def _insert(self, song_id: str, body: dict[str, Any]) -> Any:
+        """The resumable videos.insert request for the song's video (a new session, or one to resume)."""
+        media = ChunkedFileUpload(str(SongFolder(self.out_dir, song_id).video), mimetype="video/mp4",
+                                  chunksize=self.settings.chunk_kib * 1024, resumable=True)
+        return self.youtube.videos().insert(part=PART, body=body, media_body=media)
+
+    def _recover(self, song_id: str, upload: Upload, size: int, body: dict[str, Any]) -> str | None:
         """The video of an earlier attempt, if it reached YouTube (resuming its session when it did not finish)."""
         if upload.session_uri and upload.media_bytes == size:
-            media = ChunkedFileUpload(str(SongFolder(self.out_dir, song_id).video), mimetype="video/mp4",
-                                      chunksize=self.settings.chunk_kib * 1024, resumable=True)
-            body = request_for(song_id, self.out_dir, self.settings)["videos.insert"]["body"]
-            insert = self.youtube.videos().insert(part=PART, body=body, media_body=media)
+            insert = self._insert(song_id, body)
             try:
                 self.logger.info("song %s: resuming the upload session of an earlier run", song_id)
                 done = self._send(song_id, upload, insert, size, upload.session_uri, {})
