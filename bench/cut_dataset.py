@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from covermill.models.notes import Note
-from covermill.tasks.atomic import atomic_output
-from covermill.tasks.midi import read_midi, write_midi
+from covermill.tasks.core.atomic import atomic_output
+from covermill.tasks.core.midi import read_midi, write_midi
 
 AUDIO_SUFFIXES = {".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav", ".m4a", ".aac", ".webm"}
 

@@ -76,9 +76,9 @@ def main() -> int:
 
     from covermill.flows.config import load_config
     from covermill.flows.cover_song import cover_song
-    from covermill.tasks.audio import probe
-    from covermill.tasks.layout import ledger_path
-    from covermill.tasks.ledger import Ledger
+    from covermill.tasks.core.audio import probe
+    from covermill.tasks.core.layout import ledger_path
+    from covermill.tasks.core.ledger import Ledger
 
     config = load_config(args.config)
     config = config.model_copy(update={"generate": config.generate.model_copy(update={"generators": args.generators.split(",")})})

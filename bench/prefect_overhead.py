@@ -42,8 +42,8 @@ def main() -> None:
 
     from covermill.flows.config import CovermillConfig
     from covermill.flows.nightly import nightly
-    from covermill.tasks.layout import ledger_path
-    from covermill.tasks.ledger import Ledger
+    from covermill.tasks.core.layout import ledger_path
+    from covermill.tasks.core.ledger import Ledger
 
     recordings = sorted(MUSIC.glob("music*.ogg"))[: args.songs]
     with tempfile.TemporaryDirectory(prefix="covermill-bench-prefect-") as scratch:

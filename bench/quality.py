@@ -55,16 +55,16 @@ apply_offline_defaults()
 from covermill.flows.config import CovermillConfig, load_config  # noqa: E402
 from covermill.models.device import usable_cores  # noqa: E402
 from covermill.models.notes import Note  # noqa: E402
-from covermill.tasks.atomic import atomic_output, file_sha256, read_json, write_json  # noqa: E402
-from covermill.tasks.audio import decode_to_wav, probe  # noqa: E402
-from covermill.tasks.defects import measure_defects  # noqa: E402
-from covermill.tasks.generate import make_candidates  # noqa: E402
-from covermill.tasks.layout import SongFolder  # noqa: E402
-from covermill.tasks.midi import read_midi, write_midi  # noqa: E402
-from covermill.tasks.qmax import PROTOCOL, QmaxResult, cover_chroma, qmax  # noqa: E402
-from covermill.tasks.rank import rank_candidates  # noqa: E402
-from covermill.tasks.records import Candidate, Ranking, Song  # noqa: E402
-from covermill.tasks.render import render_midi  # noqa: E402
+from covermill.tasks.core.atomic import atomic_output, file_sha256, read_json, write_json  # noqa: E402
+from covermill.tasks.core.audio import decode_to_wav, probe  # noqa: E402
+from covermill.tasks.rank.defects import measure_defects  # noqa: E402
+from covermill.tasks.cover.generate import make_candidates  # noqa: E402
+from covermill.tasks.core.layout import SongFolder  # noqa: E402
+from covermill.tasks.core.midi import read_midi, write_midi  # noqa: E402
+from covermill.tasks.rank.qmax import PROTOCOL, QmaxResult, cover_chroma, qmax  # noqa: E402
+from covermill.tasks.rank.ranking import rank_candidates  # noqa: E402
+from covermill.tasks.core.records import Candidate, Ranking, Song  # noqa: E402
+from covermill.tasks.cover.render import render_midi  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cut_dataset import AUDIO_SUFFIXES  # noqa: E402

@@ -9,8 +9,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from covermill.tasks.atomic import write_text
-from covermill.tasks.rank import RankSettings
+from covermill.tasks.core.atomic import write_text
+from covermill.tasks.rank.ranking import RankSettings
 
 COLUMNS = ["row", "songs", "qmax_median", "qmax_mean", "aligned_median", "identified", "banging", "playable",
            "note_f1", "picked", "identified_of"]

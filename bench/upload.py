@@ -48,10 +48,10 @@ def main() -> None:
 
     from google.oauth2.credentials import Credentials
 
-    from covermill.tasks.layout import SongFolder, ledger_path
-    from covermill.tasks.ledger import Ledger
-    from covermill.tasks.upload import Publisher, UploadSettings
-    from covermill.tasks.youtube_client import youtube_client
+    from covermill.tasks.core.layout import SongFolder, ledger_path
+    from covermill.tasks.core.ledger import Ledger
+    from covermill.tasks.publish.upload import Publisher, UploadSettings
+    from covermill.tasks.publish.client import youtube_client
 
     with tempfile.TemporaryDirectory(prefix="covermill-bench-upload-") as scratch:
         scratch = Path(scratch)

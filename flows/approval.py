@@ -16,7 +16,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from covermill.tasks.records import Candidate, Ranking, Song
+from covermill.tasks.core.records import Candidate, Ranking, Song
 
 POLL_S = 3
 

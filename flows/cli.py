@@ -74,8 +74,8 @@ def run(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and Prefect's error records.")] = False,
 ) -> None:
     from covermill.flows.config import load_config, with_overrides
-    from covermill.tasks.download import expand_sources
-    from covermill.tasks.errors import CovermillError
+    from covermill.tasks.cover.download import expand_sources
+    from covermill.tasks.core.errors import CovermillError
 
     try:
         settings = with_overrides(load_config(config), generators, arrangers, seeds)
@@ -89,7 +89,7 @@ def run(
 
     from covermill.flows.cover_song import cover_song
     from covermill.flows.offline import route_prefect_console
-    from covermill.tasks.layout import SongFolder, gallery_index
+    from covermill.tasks.core.layout import SongFolder, gallery_index
 
     route_prefect_console(debug)
     failed = 0
@@ -148,7 +148,7 @@ def nightly(
     from covermill.flows.config import config_from_dict
     from covermill.flows.nightly import nightly as nightly_flow
     from covermill.flows.offline import route_prefect_console
-    from covermill.tasks.errors import CovermillError
+    from covermill.tasks.core.errors import CovermillError
 
     settings = _load_settings(config)
     dry_run = _dry_run(dry_run, publish, settings)
@@ -230,7 +230,7 @@ def deploy(
 def _run_publish(out: Path, settings, dry_run: bool, debug: bool) -> bool:
     """Today's share of the queue; prints what happened. False when it failed as a whole."""
     from covermill.flows.publish import publish
-    from covermill.tasks.errors import CovermillError
+    from covermill.tasks.core.errors import CovermillError
 
     state = publish(str(out), settings, dry_run, return_state=True)
     if not state.is_completed():
@@ -270,7 +270,7 @@ def _for_a_server(config: Optional[Path], no_server: str):
 @contextmanager
 def _one_sentence_on_error() -> Iterator[None]:
     """A CovermillError inside becomes its sentence on stderr and exit code 2."""
-    from covermill.tasks.errors import CovermillError
+    from covermill.tasks.core.errors import CovermillError
 
     try:
         yield
@@ -335,9 +335,9 @@ def queue(
 ) -> None:
     from datetime import datetime, timezone
 
-    from covermill.tasks.layout import ledger_path
-    from covermill.tasks.ledger import Ledger
-    from covermill.tasks.publish_queue import todays_budget, todays_slots, waiting
+    from covermill.tasks.core.layout import ledger_path
+    from covermill.tasks.core.ledger import Ledger
+    from covermill.tasks.publish.queue import todays_budget, todays_slots, waiting
 
     settings = _load_settings(config)
     if not ledger_path(out).exists():
@@ -386,7 +386,7 @@ def auth(
     port: Annotated[int, typer.Option("--port", help="Loopback port for the redirect (0: any free port; headless default 8080).")] = 0,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser; print the URL to open.")] = False,
 ) -> None:
-    from covermill.tasks.youtube_auth import authorize, import_token
+    from covermill.tasks.publish.auth import authorize, import_token
 
     settings = _load_settings(config)
     with _one_sentence_on_error():
@@ -415,7 +415,7 @@ def doctor(
 
     settings = _load_settings(config)
     if reset_gpu_slot:
-        from covermill.tasks.gpu_slot import reset_slots
+        from covermill.tasks.core.gpu_slot import reset_slots
 
         from prefect.settings import PREFECT_API_URL
 

@@ -12,20 +12,20 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from covermill.tasks.arrange import ArrangeSettings
-from covermill.tasks.download import DownloadSettings
-from covermill.tasks.errors import CovermillError
-from covermill.tasks.gallery import GallerySettings
-from covermill.tasks.generate import GenerateSettings
-from covermill.tasks.gpu_slot import GpuSettings
-from covermill.tasks.metadata import MetadataSettings
-from covermill.tasks.playlist import NightlySettings
-from covermill.tasks.rank import RankSettings
-from covermill.tasks.render import RenderSettings
-from covermill.tasks.settings import Settings
-from covermill.tasks.thumbnail import ThumbnailSettings
-from covermill.tasks.upload import UploadSettings
-from covermill.tasks.video import VideoSettings
+from covermill.tasks.arrange.styles import ArrangeSettings
+from covermill.tasks.cover.download import DownloadSettings
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.media.gallery import GallerySettings
+from covermill.tasks.cover.generate import GenerateSettings
+from covermill.tasks.core.gpu_slot import GpuSettings
+from covermill.tasks.media.metadata import MetadataSettings
+from covermill.tasks.cover.playlist import NightlySettings
+from covermill.tasks.rank.ranking import RankSettings
+from covermill.tasks.cover.render import RenderSettings
+from covermill.tasks.core.settings import Settings
+from covermill.tasks.media.thumbnail import ThumbnailSettings
+from covermill.tasks.publish.upload import UploadSettings
+from covermill.tasks.media.video import VideoSettings
 
 DEFAULT_CONFIG = Path("config.yaml")
 

@@ -18,17 +18,17 @@ from covermill.flows.approval import ask, choice_problem
 from covermill.flows.config import CovermillConfig
 from covermill.flows.publish import publish
 from covermill.flows.review import show_song
-from covermill.tasks.atomic import write_json
-from covermill.tasks.download import download
-from covermill.tasks.generate import generate_candidates
-from covermill.tasks.layout import SongFolder, ledger_path
-from covermill.tasks.ledger import APPROVAL_STAGE, DONE, FAILED, REJECTED, RUNNING, Ledger
-from covermill.tasks.metadata import render_metadata
-from covermill.tasks.rank import EveryCandidateRejected, rank, write_ranking
-from covermill.tasks.records import Candidate, Generated, Publication, Ranking, Song
-from covermill.tasks.render import render_candidates, render_winner_task
-from covermill.tasks.thumbnail import make_thumbnail_task
-from covermill.tasks.video import make_video_task
+from covermill.tasks.core.atomic import write_json
+from covermill.tasks.cover.download import download
+from covermill.tasks.cover.generate import generate_candidates
+from covermill.tasks.core.layout import SongFolder, ledger_path
+from covermill.tasks.core.ledger import APPROVAL_STAGE, DONE, FAILED, REJECTED, RUNNING, Ledger
+from covermill.tasks.media.metadata import render_metadata
+from covermill.tasks.rank.ranking import EveryCandidateRejected, rank, write_ranking
+from covermill.tasks.core.records import Candidate, Generated, Publication, Ranking, Song
+from covermill.tasks.cover.render import render_candidates, render_winner_task
+from covermill.tasks.media.thumbnail import make_thumbnail_task
+from covermill.tasks.media.video import make_video_task
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from pydantic import Field
 from covermill.flows.config import CovermillConfig, load_config, with_overrides
 from covermill.flows.cover_song import cover_song
 from covermill.flows.nightly import SONG_DEPLOYMENT_NAME, nightly
-from covermill.tasks.generate import known_generators
+from covermill.tasks.cover.generate import known_generators
 
 SONG_FLOW, SONG_DEPLOYMENT = SONG_DEPLOYMENT_NAME.split("/")
 NIGHTLY_FLOW, NIGHTLY_DEPLOYMENT = "covermill-nightly", "nightly"

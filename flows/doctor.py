@@ -65,7 +65,7 @@ def check_imagemagick(config: CovermillConfig) -> Check:
 
 
 def check_fonts(config: CovermillConfig) -> Check:
-    from covermill.tasks.fonts import font_for
+    from covermill.tasks.media.fonts import font_for
 
     latin, japanese = font_for("Piano"), font_for("ピアノ")
     if not latin or not japanese:
@@ -165,7 +165,7 @@ def check_gpu_slot(config: CovermillConfig) -> Check:
     import httpx
     from prefect.settings import PREFECT_API_URL
 
-    from covermill.tasks.gpu_slot import slot_usage
+    from covermill.tasks.core.gpu_slot import slot_usage
 
     name = config.gpu.limit
     if name is None:

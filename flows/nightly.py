@@ -20,11 +20,11 @@ from covermill.flows.config import CovermillConfig
 from covermill.flows.cover_song import cover_song
 from covermill.flows.publish import publish
 from covermill.flows.review import refresh_gallery
-from covermill.tasks.errors import CovermillError
-from covermill.tasks.layout import ledger_path
-from covermill.tasks.ledger import DONE, FAILED, REJECTED, Ledger
-from covermill.tasks.playlist import Entry, NightlySettings, read_playlist
-from covermill.tasks.rank import EveryCandidateRejected
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.layout import ledger_path
+from covermill.tasks.core.ledger import DONE, FAILED, REJECTED, Ledger
+from covermill.tasks.cover.playlist import Entry, NightlySettings, read_playlist
+from covermill.tasks.rank.ranking import EveryCandidateRejected
 
 SONG_DEPLOYMENT_NAME = "covermill-song/cover-song"  # flows/deployments.py makes it; fan-out runs it
 

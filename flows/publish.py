@@ -16,16 +16,16 @@ from prefect import flow, get_run_logger
 
 from covermill.flows.config import CovermillConfig
 from covermill.flows.review import refresh_gallery
-from covermill.tasks.atomic import write_json
-from covermill.tasks.errors import CovermillError
-from covermill.tasks.layout import SongFolder, ledger_path
-from covermill.tasks.ledger import FAILED, Ledger
-from covermill.tasks.publish_queue import Slot, todays_budget, todays_slots, waiting
-from covermill.tasks.stage import stage
-from covermill.tasks.upload import Publisher, UploadSettings, request_for
-from covermill.tasks.youtube_auth import load_credentials, persist_if_refreshed, token_path
-from covermill.tasks.youtube_channel import DailyLimitReached
-from covermill.tasks.youtube_client import youtube_client
+from covermill.tasks.core.atomic import write_json
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.layout import SongFolder, ledger_path
+from covermill.tasks.core.ledger import FAILED, Ledger
+from covermill.tasks.publish.queue import Slot, todays_budget, todays_slots, waiting
+from covermill.tasks.core.stage_task import stage
+from covermill.tasks.publish.upload import Publisher, UploadSettings, request_for
+from covermill.tasks.publish.auth import load_credentials, persist_if_refreshed, token_path
+from covermill.tasks.publish.channel import DailyLimitReached
+from covermill.tasks.publish.client import youtube_client
 
 
 def write_requests(out: Path, queue: list, slots: list[Slot], settings: UploadSettings, day: str) -> None:

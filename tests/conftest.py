@@ -82,7 +82,7 @@ def prefect_server():
 @pytest.fixture(scope="session")
 def real_video(clips, tmp_path_factory) -> tuple[Path, Path]:
     """(video.mp4, thumbnail.jpg): a real H.264/AAC video of a 25 s clip over a 1280x720 picture."""
-    from covermill.tasks.video import make_video
+    from covermill.tasks.media.video import make_video
 
     folder = tmp_path_factory.mktemp("real-video")
     thumbnail = folder / "thumbnail.jpg"

@@ -43,11 +43,11 @@ def publishable_song(out: Path, name: str, video: Path, thumbnail: Path, combine
     metadata.json and the files the upload stage reads (copies of a real video and thumbnail)."""
     import shutil
 
-    from covermill.tasks.atomic import write_json
-    from covermill.tasks.layout import SongFolder, ledger_path, song_id_for
-    from covermill.tasks.ledger import DONE, Ledger
-    from covermill.tasks.metadata import render_metadata
-    from covermill.tasks.records import Candidate, Publication, Ranking, Score, Song
+    from covermill.tasks.core.atomic import write_json
+    from covermill.tasks.core.layout import SongFolder, ledger_path, song_id_for
+    from covermill.tasks.core.ledger import DONE, Ledger
+    from covermill.tasks.media.metadata import render_metadata
+    from covermill.tasks.core.records import Candidate, Publication, Ranking, Score, Song
 
     song_id = song_id_for(f"test:{name}")
     folder = SongFolder(out, song_id)

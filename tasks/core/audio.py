@@ -1,0 +1,79 @@
+"""Audio files in and out: probe with ffprobe, decode with FFmpeg, read and write with soundfile."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+import soundfile
+
+from covermill.tasks.core.atomic import atomic_output
+from covermill.tasks.core.errors import CovermillError
+
+SAMPLE_RATE = 44100  # every stage after download works at 44.1 kHz (the AMT-APC protocol's rate)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration: float
+    codec: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def tag(self, *names: str) -> str:
+        for name in names:
+            for key, value in self.tags.items():
+                if key.lower() == name and value.strip():
+                    return value.strip()
+        return ""
+
+
+def probe(path: Path) -> AudioInfo:
+    """Duration, codec and tags of an audio file; one clear sentence when it is not audio."""
+    path = Path(path)
+    if not path.exists():
+        raise CovermillError(f"{path}: no such file; check the path.")
+    if not path.is_file():
+        raise CovermillError(f"{path}: not a file; give an audio file or a folder of them.")
+    try:
+        info = ffmpeg.probe(str(path))
+    except ffmpeg.Error:
+        raise CovermillError(f"{path}: FFmpeg cannot read this file as audio; give an audio file (mp3, ogg, wav, flac, m4a, ...).") from None
+    streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
+    if not streams:
+        raise CovermillError(f"{path}: the file has no audio stream; give an audio file.")
+    fmt = info.get("format", {})
+    duration = float(streams[0].get("duration") or fmt.get("duration") or 0.0)
+    tags = {**fmt.get("tags", {}), **streams[0].get("tags", {})}
+    return AudioInfo(duration=duration, codec=streams[0].get("codec_name", ""), tags=tags)
+
+
+def decode_to_wav(source: Path, target: Path, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Decode any audio FFmpeg reads into a mono 16-bit WAV at `sample_rate`, atomically."""
+    with atomic_output(target) as tmp:
+        result = subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-vn", "-ac", "1",
+             "-ar", str(sample_rate), "-c:a", "pcm_s16le", str(tmp)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
+            raise CovermillError(f"{source}: FFmpeg could not decode the audio ({detail}); check that the file is not damaged.")
+    return Path(target)
+
+
+def read_mono(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """float32 mono samples of a WAV/FLAC written by covermill, at the expected rate."""
+    samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    if rate != sample_rate:
+        raise ValueError(f"{path}: expected {sample_rate} Hz, found {rate} Hz")
+    return samples.mean(axis=1)
+
+
+def write_audio(target: Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write float samples as 16-bit WAV or FLAC (by suffix), atomically."""
+    with atomic_output(target) as tmp:
+        soundfile.write(str(tmp), np.asarray(samples, dtype=np.float32), sample_rate, subtype="PCM_16")
+    return Path(target)

@@ -1,0 +1,90 @@
+"""The one module that knows the file names inside an output folder; nobody else builds paths."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def song_id_for(source_id: str) -> str:
+    """A stable folder name from a source's identity: same source, same folder, whatever the title."""
+    return hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:16]
+
+
+def ledger_path(out_dir: Path) -> Path:
+    return Path(out_dir) / "ledger.sqlite"
+
+
+def gallery_index(out_dir: Path) -> Path:
+    """The review gallery's index page, across every song of the work folder."""
+    return Path(out_dir) / "index.html"
+
+
+class SongFolder:
+    """Paths of everything one song produces, under `<out>/<song id>/`."""
+
+    def __init__(self, out_dir: Path, song_id: str):
+        self.root = Path(out_dir) / song_id
+
+    def original(self, suffix: str) -> Path:
+        return self.root / f"original{suffix}"
+
+    def find_original(self) -> Path | None:
+        found = sorted(p for p in self.root.glob("original.*") if not p.name.startswith("."))
+        return found[0] if found else None
+
+    @property
+    def audio(self) -> Path:
+        return self.root / "audio.wav"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "metadata.json"
+
+    def transcription(self, generator: str) -> Path:
+        return self.root / "transcriptions" / f"{generator}.mid"
+
+    @property
+    def candidates_dir(self) -> Path:
+        return self.root / "candidates"
+
+    def candidate_midi(self, candidate_id: str) -> Path:
+        return self.candidates_dir / f"{candidate_id}.mid"
+
+    def candidate_audio(self, candidate_id: str) -> Path:
+        return self.candidates_dir / f"{candidate_id}.flac"
+
+    @property
+    def ranking(self) -> Path:
+        return self.root / "ranking.json"
+
+    @property
+    def winner_midi(self) -> Path:
+        return self.root / "winner.mid"
+
+    @property
+    def winner_audio(self) -> Path:
+        return self.root / "winner.flac"
+
+    @property
+    def thumbnail(self) -> Path:
+        return self.root / "thumbnail.jpg"
+
+    @property
+    def thumbnail_info(self) -> Path:
+        """Where the thumbnail's picture came from (tasks/media/picture.py's ThumbnailArt)."""
+        return self.root / "thumbnail.json"
+
+    @property
+    def video(self) -> Path:
+        return self.root / "video.mp4"
+
+    @property
+    def upload_request(self) -> Path:
+        """What the upload stage sends for this song (written by every run, dry or not)."""
+        return self.root / "upload_request.json"
+
+    @property
+    def review_page(self) -> Path:
+        """The song's page of the review gallery."""
+        return self.root / "review.html"

@@ -1,0 +1,48 @@
+"""Prefect artifacts: what a person sees of a song's run in the Prefect UI.
+
+The ranking table (tasks/rank/ranking.py), a progress bar while candidates are made, and links to the
+song's thumbnail, video, MIDI and review page. Links point at `base_url` when the work folder is
+served over HTTP (gallery.base_url), else at the files themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect.artifacts import create_link_artifact, create_progress_artifact, update_progress_artifact
+
+from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.core.records import Song
+
+
+def artifact_key(kind: str, song_id: str) -> str:
+    """Prefect artifact keys allow only lowercase letters, digits and dashes."""
+    return f"{kind}-" + (re.sub(r"[^a-z0-9-]+", "-", song_id.lower()).strip("-") or "song")
+
+
+def progress_bar(kind: str, song: Song, description: str) -> Callable[[float], None]:
+    """A progress artifact at 0 %; the returned function moves it (fraction 0..1)."""
+    artifact_id = create_progress_artifact(0.0, key=artifact_key(kind, song.id), description=description)
+
+    def move(fraction: float) -> None:
+        update_progress_artifact(artifact_id, round(100 * min(max(fraction, 0.0), 1.0), 1))
+
+    return move
+
+
+def file_link(path: Path, out_dir: Path, base_url: str | None) -> str:
+    if base_url:
+        return base_url.rstrip("/") + "/" + Path(path).resolve().relative_to(Path(out_dir).resolve()).as_posix()
+    return Path(path).resolve().as_uri()
+
+
+def link_song_files(song: Song, out_dir: Path, base_url: str | None, extra: dict[str, Path] | None = None) -> None:
+    """One link artifact per published-to-be file of the song (the ones that exist)."""
+    folder = SongFolder(out_dir, song.id)
+    files = {"thumbnail": folder.thumbnail, "video": folder.video, "midi": folder.winner_midi, **(extra or {})}
+    for kind, path in files.items():
+        if Path(path).exists():
+            create_link_artifact(link=file_link(path, out_dir, base_url), link_text=f"{song.title}: {Path(path).name}",
+                                 key=artifact_key(kind, song.id), description=f"The {kind} of {song.title!r}.")

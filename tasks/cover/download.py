@@ -1,0 +1,218 @@
+"""download: a URL (yt-dlp) or a local file -> the song's folder with its original audio and a Song.
+
+The folder is named by a hash of the source's identity (extractor + video id, or the file's
+content hash), never by its title, so a re-run finds the same folder and skips what is there.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from covermill.tasks.core.atomic import copy_atomic, file_sha256
+from covermill.tasks.core.audio import decode_to_wav, probe
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.layout import SongFolder, song_id_for
+from covermill.tasks.core.records import Song
+from covermill.tasks.core.settings import Settings
+from covermill.tasks.core.stage_task import stage, stage_logger
+
+AUDIO_SUFFIXES = {".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm", ".mka"}
+
+
+class DownloadSettings(Settings):
+    max_duration_s: float = Field(1200.0, gt=0, description="Longer songs are refused before download.")
+    min_duration_s: float = Field(5.0, ge=0, description="Shorter audio is refused: too little to cover.")
+    format: str = Field("bestaudio/best", description="yt-dlp format selector; audio only, original encoding.")
+    socket_timeout_s: float = Field(20.0, gt=0)
+    retries: int = Field(3, ge=0, description="yt-dlp's own retries for a flaky connection.")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What is known about a source before its audio is fetched."""
+
+    source: str
+    source_id: str
+    title: str
+    artist: str
+    duration: float | None
+    ytdlp_info: dict[str, Any] | None = None  # the extracted info dict, for URLs
+    genre: str = ""  # the file's genre tag or the site's genre, when there is one
+
+    @property
+    def song_id(self) -> str:
+        return song_id_for(self.source_id)
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def expand_sources(sources: list[str]) -> list[str]:
+    """Folders become the audio files inside them (sorted); URLs and files pass through."""
+    expanded: list[str] = []
+    for source in sources:
+        path = Path(source)
+        if not is_url(source) and path.is_dir():
+            files = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not files:
+                raise CovermillError(f"{path}: the folder has no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}).")
+            expanded.extend(files)
+        else:
+            expanded.append(source)
+    return expanded
+
+
+def check_duration(source: str, duration: float | None, settings: DownloadSettings) -> None:
+    if duration is None:
+        return
+    if duration > settings.max_duration_s:
+        raise CovermillError(
+            f"{source}: the song lasts {duration / 60:.1f} min, over the {settings.max_duration_s / 60:.1f} min limit; "
+            "raise download.max_duration_s in config.yaml to allow it."
+        )
+    if duration < settings.min_duration_s:
+        raise CovermillError(
+            f"{source}: the audio lasts {duration:.1f} s, under the {settings.min_duration_s:g} s minimum; give a longer recording."
+        )
+
+
+def identify_file(path: Path) -> SourceInfo:
+    info = probe(path)
+    return SourceInfo(
+        source=str(path),
+        source_id=f"file:{file_sha256(path)}",
+        title=info.tag("title") or path.stem,
+        artist=info.tag("artist", "album_artist", "composer"),
+        genre=info.tag("genre"),
+        duration=info.duration,
+    )
+
+
+class _QuietLogger:
+    """yt-dlp's messages go to our logger at debug level; its errors come back as exceptions."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+
+    def debug(self, msg: str) -> None:
+        self.logger.debug(msg)
+
+    info = debug
+
+    def warning(self, msg: str) -> None:
+        self.logger.debug(msg)
+
+    def error(self, msg: str) -> None:
+        self.logger.debug(msg)
+
+
+def ytdlp_options(settings: DownloadSettings, **extra: Any) -> dict[str, Any]:
+    return {
+        "format": settings.format,
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "socket_timeout": settings.socket_timeout_s,
+        "retries": settings.retries,
+        "logger": _QuietLogger(logging.getLogger("covermill.download")),
+        **extra,
+    }
+
+
+def ytdlp_failure(url: str, exc: Exception) -> CovermillError:
+    text = str(exc).strip()
+    # yt-dlp appends the transport's own repetition of the cause; the first clause is the sentence.
+    reason = text.removeprefix("ERROR: ").splitlines()[0].split(" (caused by ")[0] if text else type(exc).__name__
+    return CovermillError(f"{url}: could not download ({reason}); check the address and that it is reachable.")
+
+
+def identify_url(url: str, settings: DownloadSettings) -> SourceInfo:
+    from yt_dlp import YoutubeDL
+    from yt_dlp.utils import YoutubeDLError
+
+    try:
+        with YoutubeDL(ytdlp_options(settings)) as ydl:
+            info = ydl.extract_info(url, download=False, process=False)
+    except YoutubeDLError as exc:
+        raise ytdlp_failure(url, exc) from None
+    if info.get("_type") in ("playlist", "multi_video"):
+        raise CovermillError(f"{url}: this is a playlist; give the URL of one song.")
+    extractor = str(info.get("extractor_key") or info.get("extractor") or "url").lower()
+    # A generic extractor's id is only a file name: the URL itself is the identity.
+    source_id = f"url:{info.get('webpage_url') or url}" if extractor == "generic" else f"{extractor}:{info['id']}"
+    return SourceInfo(
+        source=url,
+        source_id=source_id,
+        title=str(info.get("track") or info.get("title") or info.get("id") or "untitled"),
+        artist=str(info.get("artist") or info.get("creator") or info.get("uploader") or info.get("channel") or ""),
+        genre=str(info.get("genre") or ", ".join(info.get("genres") or []) or ""),
+        duration=float(info["duration"]) if info.get("duration") else None,
+        ytdlp_info=info,
+    )
+
+
+def fetch_url(ident: SourceInfo, folder: SongFolder, settings: DownloadSettings) -> Path:
+    """Download the audio (no re-encoding) into the song folder; only a finished file lands there."""
+    from yt_dlp import YoutubeDL
+    from yt_dlp.utils import YoutubeDLError
+
+    staging = folder.root / ".download"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        with YoutubeDL(ytdlp_options(settings, outtmpl={"default": str(staging / "original.%(ext)s")})) as ydl:
+            ydl.process_ie_result(dict(ident.ytdlp_info or {}), download=True)
+    except YoutubeDLError as exc:
+        raise ytdlp_failure(ident.source, exc) from None
+    fetched = [p for p in staging.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
+    if not fetched:
+        raise CovermillError(f"{ident.source}: the download produced no file; try again or check the URL.")
+    target = folder.original(fetched[0].suffix.lower())
+    fetched[0].replace(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def copy_file(path: Path, folder: SongFolder) -> Path:
+    return copy_atomic(path, folder.original(path.suffix.lower() or ".audio"))
+
+
+def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Song:
+    """Fetch or copy `source` into its song folder (skipping what is already there) and describe it."""
+    ident = identify_url(source, settings) if is_url(source) else identify_file(Path(source))
+    check_duration(source, ident.duration, settings)
+    folder = SongFolder(out_dir, ident.song_id)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    original = folder.find_original()
+    if original is None:
+        original = fetch_url(ident, folder, settings) if is_url(source) else copy_file(Path(source), folder)
+    duration = probe(original).duration
+    check_duration(source, duration, settings)
+    if not folder.audio.exists():
+        decode_to_wav(original, folder.audio)
+    return Song(
+        id=ident.song_id,
+        source=source,
+        source_id=ident.source_id,
+        title=ident.title,
+        artist=ident.artist,
+        genre=ident.genre,
+        duration=duration,
+        original=original,
+        audio=folder.audio,
+    )
+
+
+@stage("download", retries=1)
+def download(source: str, out_dir: Path, settings: DownloadSettings) -> Song:
+    song = download_song(source, out_dir, settings)
+    stage_logger("download").info("download: %r by %r, %.1f s -> %s", song.title, song.artist or "unknown", song.duration, song.original)
+    return song

@@ -1,0 +1,240 @@
+"""Generate stage: every generator's candidates for a song, side by side for the ranking.
+
+Two kinds of generator (models/generator.py): a transcriber (basic-pitch, transkun) transcribes
+the song once and each arrangement style turns that into a candidate; a cover model (Pop2Piano)
+writes one candidate per arranger and seed itself, all of them in one batched call.
+
+Everything this stage makes is a file in the song folder, written atomically: the raw
+transcription per transcriber (so a re-run, or a new style in config.yaml, never transcribes
+again) and one MIDI per candidate (kept if it exists: candidates are named by generator, style or
+arranger, and seed, and their notes depend on nothing else). A generator that cannot handle this
+song (Pop2Piano without a beat grid) is skipped with its reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import pkgutil
+import re
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+import covermill.models
+from covermill.models.batching import OutOfMemory
+from covermill.models.device import Hold
+from covermill.models.generator import (ModelMissing, SongNotSupported, UnknownGenerator, Variant, cover_variants,
+                                        load_generator, module_name)
+from covermill.models.notes import Note
+from covermill.tasks.arrange.styles import ArrangeSettings
+from covermill.tasks.arrange.styles import arrange as arrange_notes
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.core.gpu_slot import GpuSettings
+from covermill.tasks.core.midi import read_midi, write_midi
+from covermill.tasks.core.records import Candidate, Generated, Song
+from covermill.tasks.core.run_artifacts import progress_bar
+from covermill.tasks.core.settings import Settings
+from covermill.tasks.core.stage_task import stage, stage_logger
+
+
+# A generator module has a top-level `load` and a class with a `transcribe` (or `cover`) method.
+# Matched in the source text: the ast module of CPython 3.11 is not safe to use while another
+# thread parses too (Prefect's workers do), and it raised "AST constructor recursion depth mismatch".
+_TOP_LEVEL_LOAD = re.compile(r"^def load\(", re.MULTILINE)
+_MODEL_METHOD = re.compile(r"^    def (?:transcribe|cover)\(self\b", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=1)
+def _generator_modules() -> tuple[str, ...]:
+    names = []
+    for info in pkgutil.iter_modules(covermill.models.__path__):
+        spec = importlib.util.find_spec(f"covermill.models.{info.name}")
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue
+        source = Path(spec.origin).read_text(encoding="utf-8")
+        if _TOP_LEVEL_LOAD.search(source) and _MODEL_METHOD.search(source):
+            names.append(info.name.replace("_", "-"))
+    return tuple(sorted(names))
+
+
+def known_generators() -> list[str]:
+    """Names of the generator modules in covermill.models, read from their source rather than
+    imported, so that listing them loads no model library."""
+    return list(_generator_modules())
+
+
+class GenerateSettings(Settings):
+    generators: list[str] = Field(default_factory=lambda: ["basic-pitch"])
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # generator -> options for its load()
+
+    @model_validator(mode="after")
+    def _generators_exist(self) -> GenerateSettings:
+        if not self.generators:
+            raise ValueError("at least one generator is needed, e.g. basic-pitch")
+        if len(set(self.generators)) != len(self.generators):
+            raise ValueError(f"each generator may be listed once, got {self.generators}")
+        known = known_generators()
+        for name in [*self.generators, *self.options]:
+            if name not in known:
+                raise ValueError(f"unknown generator {name!r}; known generators: {', '.join(known)}")
+        for name, options in self.options.items():
+            check = getattr(importlib.import_module(module_name(name)), "parse_options", None)
+            if check is not None:
+                check(options)  # a ValueError naming the bad option
+        return self
+
+    def options_for(self, generator: str) -> dict[str, Any]:
+        return dict(self.options.get(generator, {}))
+
+
+NO_NOTES = "it found no notes"
+
+
+def _load(generator: str, options: dict[str, Any]) -> Any:
+    try:
+        return load_generator(generator, options)
+    except UnknownGenerator:
+        raise CovermillError(f"unknown generator {generator!r}; use one of {', '.join(known_generators())}.") from None
+    except ModelMissing as exc:
+        raise CovermillError(str(exc)) from None
+
+
+def _held(model: Any, hold: Hold | None) -> Hold | None:
+    return hold if getattr(model, "holds_gpu_slot", False) else None
+
+
+def transcribe_song(song: Song, folder: SongFolder, generator: str, options: dict[str, Any] | None = None,
+                    hold: Hold | None = None) -> list[Note]:
+    """The generator's notes for the song, transcribed once: later calls read the saved MIDI.
+
+    The first call also returns what it reads back from the file, so the first run and every
+    re-run arrange exactly the same notes.
+    """
+    path = folder.transcription(generator)
+    if not path.exists():
+        model = _load(generator, dict(options or {}))
+        with (_held(model, hold) or nullcontext)():
+            notes = model.transcribe(Path(song.audio))
+        write_midi(notes, path)
+    return read_midi(path)
+
+
+def candidate_id(generator: str, style: str, seed: int | None) -> str:
+    return f"{generator}-{style}" if seed is None else f"{generator}-{style}-s{seed}"
+
+
+def cover_candidate_id(generator: str, variant: Variant) -> str:
+    return candidate_id(generator, f"a{variant.arranger:02d}", variant.seed)
+
+
+def arranged_candidates(song: Song, folder: SongFolder, generator: str, options: dict[str, Any],
+                        arrange: ArrangeSettings, hold: Hold | None = None,
+                        report: Callable[[float], None] = lambda _: None) -> list[Candidate]:
+    """A transcriber's candidates: its transcription arranged in every style x seed (`report`
+    hears the fraction done: the transcription is the first half)."""
+    log = stage_logger("generate")
+    planned = [(style, seed, candidate_id(generator, style, seed)) for style, seed in arrange.variants()]
+    missing = [p for p in planned if not folder.candidate_midi(p[2]).exists()]
+    notes: list[Note] = []
+    if missing:
+        log.info(f"{generator}: transcribing {song.title or song.id}" if not folder.transcription(generator).exists()
+                 else f"{generator}: reading the saved transcription")
+        notes = transcribe_song(song, folder, generator, options, hold)
+        if not notes:
+            log.warning(f"{generator} found no notes in {song.source}; it gives no candidates")
+            return []
+        log.info(f"{generator}: {len(notes)} notes; arranging {len(missing)} of {len(planned)} candidates")
+    report(0.5)
+    candidates = []
+    for number, (style, seed, cid) in enumerate(planned, 1):
+        report(0.5 + 0.5 * number / len(planned))
+        path = folder.candidate_midi(cid)
+        if path.exists():
+            count = len(read_midi(path))
+        else:
+            arranged = arrange_notes(notes, arrange.styles[style], seed)
+            if not arranged:
+                log.warning(f"{cid}: the {style} style left no notes; skipped")
+                continue
+            write_midi(arranged, path)
+            count = len(arranged)
+        candidates.append(Candidate(id=cid, generator=generator, style=style, seed=seed, midi=path, note_count=count))
+    return candidates
+
+
+def model_covers(song: Song, folder: SongFolder, generator: str, options: dict[str, Any],
+                 variants: list[Variant], hold: Hold | None = None) -> list[Candidate]:
+    """A cover model's candidates: one per arranger x seed, the missing ones made in one call."""
+    log = stage_logger("generate")
+    planned = [(variant, cover_candidate_id(generator, variant)) for variant in variants]
+    missing = [variant for variant, cid in planned if not folder.candidate_midi(cid).exists()]
+    if missing:
+        log.info(f"{generator}: writing {len(missing)} of {len(planned)} covers of {song.title or song.id}")
+        model = _load(generator, options)
+        try:
+            covers = model.cover(Path(song.audio), missing, hold=_held(model, hold), progress=log.info)
+        except OutOfMemory as exc:
+            raise CovermillError(f"{generator}: {exc}.") from exc
+        for variant in missing:
+            if covers.get(variant):
+                write_midi(covers[variant], folder.candidate_midi(cover_candidate_id(generator, variant)))
+    candidates = []
+    for variant, cid in planned:
+        path = folder.candidate_midi(cid)
+        if not path.exists():
+            log.warning(f"{cid}: the model wrote no notes; skipped")
+            continue
+        candidates.append(Candidate(id=cid, generator=generator, style=f"composer{variant.arranger}", seed=variant.seed,
+                                    arranger=variant.arranger, midi=path, note_count=len(read_midi(path))))
+    return candidates
+
+
+def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, arrange: ArrangeSettings,
+                    hold: Hold | None = None, report: Callable[[float], None] = lambda _: None) -> Generated:
+    """Every candidate MIDI of the song from every generator, made unless it exists.
+
+    `hold()` wraps each call of a torch model (the Prefect `gpu` slot in a flow; nothing by default);
+    `report` hears the fraction of the work done.
+    """
+    log = stage_logger("generate")
+    candidates: list[Candidate] = []
+    skipped: dict[str, str] = {}
+    total = len(generate.generators)
+    for number, generator in enumerate(generate.generators):
+        options = generate.options_for(generator)
+        share = lambda fraction, number=number: report((number + fraction) / total)  # noqa: E731
+        try:
+            variants = cover_variants(generator, options)
+            if variants is None:
+                made = arranged_candidates(song, folder, generator, options, arrange, hold, share)
+            else:
+                made = model_covers(song, folder, generator, options, variants, hold)
+            share(1.0)
+        except SongNotSupported as exc:
+            log.warning(f"{generator}: no candidates for {song.title or song.id}: {exc}")
+            skipped[generator] = str(exc)
+            continue
+        if not made:
+            skipped[generator] = NO_NOTES
+        candidates.extend(made)
+    if not candidates:
+        if all(reason == NO_NOTES for reason in skipped.values()):
+            raise CovermillError(f"{song.source}: no generator found any notes; the audio seems to hold no music.")
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise CovermillError(f"{song.source}: no generator made a candidate ({reasons}).")
+    return Generated(candidates=candidates, skipped=skipped)
+
+
+@stage("generate")
+def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings,
+                        gpu: GpuSettings) -> Generated:
+    """Prefect task: the song's candidate MIDIs in its folder under `out_dir`; torch model calls
+    hold the `gpu` concurrency slot; a progress artifact follows the work."""
+    report = progress_bar("generate", song, f"Candidates of {song.title!r}: {', '.join(generate.generators)}")
+    return make_candidates(song, SongFolder(out_dir, song.id), generate, arrange, gpu.holder(), report)

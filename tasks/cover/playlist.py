@@ -1,0 +1,108 @@
+"""Playlists for the nightly run: what songs a playlist holds, and the nightly limits.
+
+A playlist is a web playlist yt-dlp can read (YouTube, an RSS feed, ...), read with flat
+extraction so nothing is downloaded to list it; a folder of audio files; or a text file with one
+URL or path per line. Each entry's `source` is what `cover_song` is given and what the ledger's
+playlist archive remembers, so a song done on one night is not processed again on the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from covermill.tasks.cover.download import DownloadSettings, expand_sources, is_url, ytdlp_failure, ytdlp_options
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.settings import Settings, iana_zone
+
+PLAYLIST_FILE_SUFFIXES = {".txt", ".list", ".m3u", ".m3u8"}
+
+
+class NightlySettings(Settings):
+    playlist: str | None = None  # a playlist URL, a folder of audio files, or a text file of URLs/paths
+    max_songs: int = Field(10, ge=1)  # new songs started per night
+    max_minutes: float = Field(360.0, gt=0)  # no new song starts after this long
+    max_attempts: int = Field(3, ge=1)  # a song that failed on this many nights is left alone (reason kept)
+    fan_out: bool = False  # each song a run of the cover-song deployment, shared by a work pool's workers
+    cron: str = "0 2 * * *"  # when the nightly deployment runs (`covermill serve` / `covermill deploy`)
+    timezone: str = "UTC"  # the cron's zone, an IANA name such as Europe/Paris
+
+    _known_zone = field_validator("timezone")(staticmethod(iana_zone))
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, cron: str) -> str:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=cron)
+        except ValueError:
+            raise ValueError(f"{cron!r} is not a cron expression; five fields, e.g. '0 2 * * *' for 02:00 every day") from None
+        return cron
+
+
+@dataclass(frozen=True)
+class Entry:
+    source: str  # a URL or a file path, as cover_song takes it
+    title: str = ""
+
+
+def _text_file(path: Path) -> list[Entry]:
+    entries = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if is_url(line):
+            entries.append(Entry(line))
+        else:  # a path relative to the list itself, so the list can travel with its files
+            entries.append(Entry(str((path.parent / line).expanduser().resolve())))
+    return entries
+
+
+def _web_playlist(url: str, settings: DownloadSettings) -> list[Entry]:
+    from yt_dlp import YoutubeDL
+    from yt_dlp.utils import YoutubeDLError, unsmuggle_url
+
+    try:
+        with YoutubeDL(ytdlp_options(settings, extract_flat="in_playlist")) as ydl:
+            info: dict[str, Any] = ydl.extract_info(url, download=False)
+    except YoutubeDLError as exc:
+        raise ytdlp_failure(url, exc) from None
+    if info.get("_type") not in ("playlist", "multi_video"):
+        return [Entry(url, str(info.get("title") or ""))]  # one song given as a playlist of one
+    entries = []
+    for item in info.get("entries") or []:
+        if not item:
+            continue
+        link = item.get("url") or item.get("webpage_url")
+        if link and is_url(str(link)):
+            # a feed item's guid rides along smuggled in the URL's fragment: keep the plain address,
+            # which is also what the song's description credits
+            entries.append(Entry(unsmuggle_url(str(link))[0], str(item.get("title") or "")))
+    return entries
+
+
+def read_playlist(source: str, settings: DownloadSettings | None = None) -> list[Entry]:
+    """The playlist's songs in order, without duplicates."""
+    settings = settings or DownloadSettings()
+    path = Path(source).expanduser()
+    if is_url(source):
+        entries = _web_playlist(source, settings)
+    elif path.is_dir():
+        entries = [Entry(s) for s in expand_sources([str(path.resolve())])]
+    elif path.is_file() and path.suffix.lower() in PLAYLIST_FILE_SUFFIXES:
+        entries = _text_file(path)
+    elif path.exists():
+        raise CovermillError(f"{source}: not a playlist; give a playlist URL, a folder of audio files, or a text file "
+                             f"({', '.join(sorted(PLAYLIST_FILE_SUFFIXES))}) with one URL or path per line.")
+    else:
+        raise CovermillError(f"{source}: no such playlist file or folder; check the path.")
+    seen: set[str] = set()
+    unique = [e for e in entries if not (e.source in seen or seen.add(e.source))]
+    if not unique:
+        raise CovermillError(f"{source}: the playlist is empty.")
+    return unique

@@ -1,0 +1,284 @@
+"""The review gallery: static HTML pages in the output folder, what a person looks at.
+
+`<out>/index.html` lists every song in the ledger, newest first; `<out>/<song id>/review.html`
+shows one song: thumbnail, players for the original, the winner and the top candidates, the
+full score table with reasons, each generator's outcome, the stages and the upload status.
+
+Every link is relative, so the folder can be opened from disk, copied, or served by any static
+server. The pages hold no script and load nothing from elsewhere; titles come from the internet,
+so the templates autoescape and a Content-Security-Policy forbids scripts should one slip through.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from pydantic import Field
+
+from covermill.tasks.core.atomic import write_text
+from covermill.tasks.cover.download import is_url
+from covermill.tasks.core.layout import SongFolder, gallery_index, ledger_path
+from covermill.tasks.core.ledger import DONE, FAILED, GENERATOR_STAGE, RUNNING, THUMBNAIL_ART_STAGE, Ledger
+from covermill.tasks.core.records import Candidate, Ranking, Score, Song
+from covermill.tasks.core.settings import Settings
+
+# The cover_song flow's order; the upload stage is written by publish.
+FLOW_STAGES = ("download", "generate", "render", "rank", "winner", "thumbnail", THUMBNAIL_ART_STAGE, "video", "upload")
+# Containers every current browser decodes; anything else (m4a from some sites, wma...) is played
+# from audio.wav, the decoded working copy every song has.
+BROWSER_AUDIO = {".flac", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".webm", ".weba"}
+
+
+class GallerySettings(Settings):
+    enabled: bool = True  # read by the flow: false writes no pages
+    top_candidates: int = Field(5, ge=0, description="players for the best-ranked candidates on a song's page (the winner and the original always have one)")
+    base_url: str | None = None  # where the work folder is served over HTTP, if it is: the Prefect UI's links use it
+
+
+def index_path(out_dir: Path) -> Path:
+    return gallery_index(out_dir)
+
+
+def song_page_path(out_dir: Path, song_id: str) -> Path:
+    return SongFolder(out_dir, song_id).review_page
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    # templating.py's environment is plain text on purpose; HTML needs escaping everywhere.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("covermill.templates", "."),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _href(target: Path, page_dir: Path) -> str:
+    """A relative URL from a page to a file; quoted, so no name can read as a scheme or a query."""
+    return quote(Path(os.path.relpath(target, page_dir)).as_posix())
+
+
+def _link(target: Path | None, page_dir: Path) -> str | None:
+    return _href(target, page_dir) if target is not None and target.is_file() else None
+
+
+def _number(value: float, digits: int = 3) -> str:
+    if math.isinf(value):
+        return "\u221e"
+    return "" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def _defects(defects: dict[str, float]) -> str:
+    """The defect measures a reviewer weighs, in one short line (tasks/rank/defects.py has them all)."""
+    if not defects:
+        return ""
+    parts = [f"{int(defects.get('notes', 0))} notes"]
+    if "notes_per_second" in defects:
+        parts.append(f"{defects['notes_per_second']:.1f}/s")
+    if defects.get("longest_run", 0) > 1:
+        parts.append(f"run {int(defects['longest_run'])} ({defects.get('longest_run_share', 0):.0%})")
+    if "repeat_share" in defects:
+        parts.append(f"repeats {defects['repeat_share']:.0%}")
+    if "pitch_class_entropy" in defects:
+        parts.append(f"{defects['pitch_class_entropy']:.1f} bits")
+    if defects.get("silent_share", 0) > 0:
+        parts.append(f"silent {defects['silent_share']:.0%}")
+    if "polyphony" in defects:
+        parts.append(f"polyphony {int(defects['polyphony'])}")
+    if defects.get("outside_piano", 0) > 0:
+        parts.append(f"{int(defects['outside_piano'])} off the keys")
+    return ", ".join(parts)
+
+
+def _stage_rows(ledger: Ledger, song_id: str) -> list[dict[str, Any]]:
+    """Every stage but the per-generator rows (shown on their own), in the flow's order."""
+    states = ledger.stages(song_id)
+    seconds = ledger.stage_seconds(song_id)
+    names = [n for n in FLOW_STAGES if n in states]
+    names += sorted(n for n in states if n not in FLOW_STAGES and not n.startswith(GENERATOR_STAGE))
+    rows = []
+    for name in names:
+        state, detail = ledger.stage(song_id, name) or (states[name], "")
+        rows.append({"name": name, "state": state, "detail": detail,
+                     "seconds": f"{seconds[name]:.1f} s" if name in seconds else ""})
+    return rows
+
+
+def _upload_status(ledger: Ledger, song_id: str, states: dict[str, str]) -> dict[str, Any] | None:
+    """Where the song stands with YouTube; None while it has no video yet."""
+    upload = ledger.upload(song_id)
+    if upload is not None and upload.video_id:
+        when = f", scheduled for {upload.publish_at}" if upload.publish_at else ""
+        return {"kind": "published", "text": f"on YouTube{when}", "url": f"https://youtu.be/{quote(upload.video_id, safe='')}"}
+    if states.get("upload") == FAILED:
+        detail = (ledger.stage(song_id, "upload") or ("", ""))[1]
+        return {"kind": "failed", "text": f"upload failed: {detail}" if detail else "upload failed", "url": None}
+    if states.get("video") != DONE:
+        return None
+    if upload is not None:
+        return {"kind": "queued", "text": "upload started, resumes on the next run", "url": None}
+    return {"kind": "queued", "text": "waiting in the queue", "url": None}
+
+
+def song_status(ledger: Ledger, song_id: str) -> dict[str, Any]:
+    """One line for the index: the first failed stage and why, else how far publishing got.
+
+    A song whose candidates were all rejected is settled, not failed: the ranking says why."""
+    ranking = ledger.ranking(song_id)
+    if ranking is not None and ranking.scores and ranking.pick is None:
+        return {"kind": "rejected", "text": f"rejected: none of its {len(ranking.scores)} candidates passed the ranking", "url": None}
+    states = ledger.stages(song_id)
+    rows = _stage_rows(ledger, song_id)
+    failed = next((r for r in rows if r["state"] == FAILED and r["name"] != "upload"), None)
+    if failed is not None:
+        reason = f": {failed['detail']}" if failed["detail"] else ""
+        return {"kind": "failed", "text": f"failed at {failed['name']}{reason}", "url": None}
+    upload = _upload_status(ledger, song_id, states)
+    if upload is not None:
+        return upload
+    running = next((r["name"] for r in rows if r["state"] == RUNNING), None)
+    return {"kind": "running", "text": f"unfinished: {running}" if running else "in progress", "url": None}
+
+
+def _pick_score(ranking: Ranking | None) -> Score | None:
+    if ranking is None or ranking.pick is None:
+        return None
+    return next((s for s in ranking.scores if s.candidate_id == ranking.pick), None)
+
+
+def _original_player(folder: SongFolder, page_dir: Path) -> dict[str, Any] | None:
+    original = folder.find_original()
+    if original is not None and original.suffix.lower() in BROWSER_AUDIO:
+        return {"label": "original", "note": original.name, "src": _href(original, page_dir)}
+    if folder.audio.is_file():
+        return {"label": "original", "note": "decoded working copy", "src": _href(folder.audio, page_dir)}
+    return None
+
+
+def _verdict(score: Score, pick: str | None) -> str:
+    if score.candidate_id == pick:
+        return "pick"
+    return f"rejected: {score.reject_reason}" if score.rejected else ""
+
+
+def _score_rows(ranking: Ranking | None, candidates: dict[str, Candidate], folder: SongFolder, page_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for place, score in enumerate(ranking.scores if ranking else [], start=1):
+        candidate = candidates.get(score.candidate_id)
+        rows.append({
+            "rank": place,
+            "candidate": score.candidate_id,
+            "midi": _link(folder.candidate_midi(score.candidate_id), page_dir),
+            "audio": _link(folder.candidate_audio(score.candidate_id), page_dir),
+            "generator": candidate.generator if candidate else "",
+            "style": candidate.style if candidate else "",
+            "arranger": "" if candidate is None or candidate.arranger is None else candidate.arranger,
+            "seed": "" if candidate is None or candidate.seed is None else candidate.seed,
+            "qmax": _number(score.qmax),
+            "aligned": f"{score.aligned_share:.1%}",
+            "defects": _defects(score.defects),
+            "combined": _number(score.combined),
+            "verdict": _verdict(score, ranking.pick if ranking else None),
+            "pick": ranking is not None and score.candidate_id == ranking.pick,
+            "rejected": score.rejected,
+        })
+    return rows
+
+
+def _players(folder: SongFolder, ranking: Ranking | None, rows: list[dict[str, Any]], top: int, page_dir: Path) -> list[dict[str, Any]]:
+    players = []
+    original = _original_player(folder, page_dir)
+    if original is not None:
+        players.append(original)
+    winner = _link(folder.winner_audio, page_dir)
+    if winner is not None and ranking is not None and ranking.pick:
+        players.append({"label": "winner", "note": ranking.pick, "src": winner})
+    for row in [r for r in rows if r["audio"]][:top]:
+        note = f"combined {row['combined']}" + (f", {row['verdict']}" if row["verdict"] else "")
+        players.append({"label": f"#{row['rank']} {row['candidate']}", "note": note, "src": row["audio"]})
+    return players
+
+
+def _summary(out_dir: Path, ledger: Ledger, song: Song, page_dir: Path) -> dict[str, Any]:
+    """What the index and the song's own page both show."""
+    folder = SongFolder(out_dir, song.id)
+    ranking = ledger.ranking(song.id)
+    pick = _pick_score(ranking)
+    return {
+        "id": song.id,
+        "title": song.title or "(untitled)",
+        "artist": song.artist,
+        "duration": _duration(song.duration) if song.duration > 0 else "",
+        "source_url": song.source if is_url(song.source) else "",  # a local path is private
+        "thumbnail": _link(folder.thumbnail, page_dir),
+        "page": _href(song_page_path(out_dir, song.id), page_dir),
+        "pick": ranking.pick if ranking else None,
+        "combined": _number(pick.combined) if pick else "",
+        "qmax": _number(pick.qmax) if pick else "",
+        "status": song_status(ledger, song.id),
+    }
+
+
+def song_context(out_dir: Path, ledger: Ledger, song_id: str, settings: GallerySettings) -> dict[str, Any]:
+    """Everything one song's page shows, with links relative to that page."""
+    song = ledger.song(song_id)
+    if song is None:
+        raise ValueError(f"song {song_id} is not in the ledger {ledger.path}")
+    folder = SongFolder(out_dir, song_id)
+    page_dir = song_page_path(out_dir, song_id).parent
+    ranking = ledger.ranking(song_id)
+    candidates = {c.id: c for c in ledger.candidates(song_id)}
+    rows = _score_rows(ranking, candidates, folder, page_dir)
+    states = ledger.stages(song_id)
+    outcomes = ledger.generator_outcomes(song_id)
+    return {
+        "song": _summary(out_dir, ledger, song, page_dir),
+        "index": _href(index_path(out_dir), page_dir),
+        "video": _link(folder.video, page_dir),
+        "winner_midi": _link(folder.winner_midi, page_dir),
+        "ranking_file": _link(folder.ranking, page_dir),
+        "players": _players(folder, ranking, rows, settings.top_candidates, page_dir),
+        "scores": rows,
+        "accepted": sum(not r["rejected"] for r in rows),
+        "generators": [{"name": name, "state": state, "reason": reason} for name, (state, reason) in sorted(outcomes.items())],
+        "stages": _stage_rows(ledger, song_id),
+        "upload": _upload_status(ledger, song_id, states),
+    }
+
+
+def write_song_page(out_dir: Path, ledger: Ledger, song_id: str, settings: GallerySettings | None = None) -> Path:
+    """`<out>/<song id>/review.html`, atomically; returns its path."""
+    context = song_context(Path(out_dir), ledger, song_id, settings or GallerySettings())
+    html = _environment().get_template("gallery_song.html.j2").render(**context)
+    return write_text(song_page_path(out_dir, song_id), html)
+
+
+def write_gallery(out_dir: Path, settings: GallerySettings | None = None) -> Path:
+    """Every song's page and `<out>/index.html` (newest song first); returns the index's path."""
+    out_dir = Path(out_dir)
+    settings = settings or GallerySettings()
+    ledger = Ledger(ledger_path(out_dir))
+    songs = list(reversed(ledger.songs()))  # the ledger lists them oldest first
+    for song in songs:
+        write_song_page(out_dir, ledger, song.id, settings)
+    entries = [_summary(out_dir, ledger, song, out_dir) for song in songs]
+    # playlist entries that never became a song (the download failed): only the nightly's archive knows them
+    known = {song.id for song in songs}
+    unfinished = [{"source": source, "reason": detail, "attempts": attempts}
+                  for source, song_id, state, detail, attempts in ledger.entries()
+                  if state == FAILED and song_id not in known]
+    html = _environment().get_template("gallery_index.html.j2").render(songs=entries, unfinished=unfinished)
+    return write_text(index_path(out_dir), html)

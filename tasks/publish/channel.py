@@ -1,0 +1,108 @@
+"""The YouTube calls around an upload: thumbnail, playlist, and finding a video already uploaded.
+
+Every call is reported to `count(method)` before it is made, so the ledger knows what today's
+quota has spent even when the call then fails (YouTube charges failed calls too). Daily limits
+become DailyLimitReached, which stops publishing for the day without failing the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaFileUpload
+
+from covermill.tasks.core.errors import CovermillError
+
+# 403 reasons that mean "not again today": the project's quota, or the channel's own upload cap.
+DAILY_LIMIT_REASONS = {"quotaExceeded", "dailyLimitExceeded", "uploadLimitExceeded"}
+UPLOADS_SEARCHED = 200  # newest uploads looked through for a lost video (4 pages, 1 unit each)
+
+
+class DailyLimitReached(CovermillError):
+    """YouTube will take no more today. Not a failure of the song: it waits for tomorrow's quota.
+    (A CovermillError so that Prefect does not retry it; the publish flow catches it first.)"""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+def error_reason(error: HttpError) -> str:
+    details = error.error_details
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        return str(details[0].get("reason", ""))
+    return ""
+
+
+def daily_limit(error: Exception) -> DailyLimitReached | None:
+    """The DailyLimitReached an HttpError stands for, if it is one."""
+    if isinstance(error, HttpError) and error.status_code in (403, 429) and error_reason(error) in DAILY_LIMIT_REASONS:
+        return DailyLimitReached(error_reason(error), error.reason)
+    return None
+
+
+class Channel:
+    """The authorized user's channel, through a `youtube` service object."""
+
+    def __init__(self, youtube: Any, count: Callable[[str], None], retries: int = 5):
+        self.youtube = youtube
+        self.count = count
+        self.retries = retries
+
+    def _execute(self, method: str, request: Any) -> Any:
+        self.count(method)
+        try:
+            # the client's own retry: 5xx and broken connections, exponential backoff with jitter
+            return request.execute(num_retries=self.retries)
+        except HttpError as error:
+            limit = daily_limit(error)
+            if limit is not None:
+                raise limit from error
+            raise
+
+    def set_thumbnail(self, video_id: str, image: Path) -> None:
+        media = MediaFileUpload(str(image), mimetype="image/jpeg", resumable=False)
+        self._execute("thumbnails.set", self.youtube.thumbnails().set(videoId=video_id, media_body=media))
+
+    def find_playlist(self, title: str) -> str | None:
+        request = self.youtube.playlists().list(part="snippet", mine=True, maxResults=50)
+        while request is not None:
+            answer = self._execute("playlists.list", request)
+            for item in answer.get("items", []):
+                if item.get("snippet", {}).get("title") == title:
+                    return item["id"]
+            request = self.youtube.playlists().list_next(request, answer)
+        return None
+
+    def create_playlist(self, title: str, description: str, privacy_status: str) -> str:
+        body = {"snippet": {"title": title, "description": description}, "status": {"privacyStatus": privacy_status}}
+        return self._execute("playlists.insert", self.youtube.playlists().insert(part="snippet,status", body=body))["id"]
+
+    def add_to_playlist(self, playlist_id: str, video_id: str) -> str:
+        body = {"snippet": {"playlistId": playlist_id, "resourceId": {"kind": "youtube#video", "videoId": video_id}}}
+        return self._execute("playlistItems.insert", self.youtube.playlistItems().insert(part="snippet", body=body))["id"]
+
+    def find_upload(self, marker: str, limit: int = UPLOADS_SEARCHED) -> str | None:
+        """The id of the newest upload whose description carries `marker`, if any.
+
+        The channel's uploads playlist costs 1 unit a page and lists a video as soon as it is
+        accepted; search.list costs 100 and lags behind, so it is not used.
+        """
+        channels = self._execute("channels.list", self.youtube.channels().list(part="contentDetails", mine=True))
+        if not channels.get("items"):
+            return None
+        uploads = channels["items"][0]["contentDetails"]["relatedPlaylists"]["uploads"]
+        request = self.youtube.playlistItems().list(part="snippet", playlistId=uploads, maxResults=50)
+        looked = 0
+        while request is not None and looked < limit:
+            answer = self._execute("playlistItems.list", request)
+            for item in answer.get("items", []):
+                snippet = item.get("snippet", {})
+                if marker in snippet.get("description", "").split():
+                    return snippet["resourceId"]["videoId"]
+            looked += len(answer.get("items", [])) or limit
+            request = self.youtube.playlistItems().list_next(request, answer)
+        return None

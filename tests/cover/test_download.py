@@ -1,0 +1,98 @@
+"""download: local files probed and copied, URLs fetched by yt-dlp from a real loopback server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from covermill.tasks.core.audio import probe, read_mono
+from covermill.tasks.cover.download import DownloadSettings, download_song, expand_sources
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.layout import SongFolder
+
+from helpers import http_server
+
+
+def test_local_file_is_copied_into_a_folder_named_by_content(clips, tmp_path):
+    song = download_song(str(clips["song_a"]), tmp_path, DownloadSettings())
+    folder = SongFolder(tmp_path, song.id)
+    assert song.original == folder.original(".ogg")
+    assert song.original.read_bytes() == clips["song_a"].read_bytes()
+    assert song.title == "song_a"  # no tags: the file name
+    assert 24.5 < song.duration < 25.5
+    samples = read_mono(song.audio)
+    assert abs(len(samples) / 44100 - song.duration) < 0.1
+    assert samples.std() > 0.01  # real music, not silence
+
+    # A copy with another name is the same song (same content, same folder).
+    renamed = tmp_path / "renamed.ogg"
+    shutil.copyfile(clips["song_a"], renamed)
+    assert download_song(str(renamed), tmp_path, DownloadSettings()).id == song.id
+
+
+def test_title_and_artist_come_from_tags_and_never_name_the_folder(clips, tmp_path):
+    tagged = tmp_path / "tagged.ogg"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clips["song_b"]), "-c", "copy",
+                    "-metadata", "title=../../Évasion / 逃げる", "-metadata", "artist=Blupi", str(tagged)], check=True)
+    song = download_song(str(tagged), tmp_path / "out", DownloadSettings())
+    assert (song.title, song.artist) == ("../../Évasion / 逃げる", "Blupi")
+    assert song.original.parent.name == song.id and song.id.isalnum()
+    assert song.original.parent.parent == tmp_path / "out"
+
+
+def test_url_is_downloaded_with_ytdlp_from_a_loopback_server(clips, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copyfile(clips["song_b"], served / "song.ogg")
+    with http_server(served) as base:
+        url = f"{base}/song.ogg"
+        song = download_song(url, tmp_path / "out", DownloadSettings())
+        assert song.source == url and song.source_id == f"url:{url}"
+        assert song.original.read_bytes() == clips["song_b"].read_bytes()
+        assert probe(song.audio).duration == pytest.approx(song.duration, abs=0.1)
+        # Downloading again finds the folder and keeps the file as it was.
+        before = song.original.stat().st_mtime_ns
+        assert download_song(url, tmp_path / "out", DownloadSettings()).original.stat().st_mtime_ns == before
+    assert not list((tmp_path / "out").rglob("*.part"))
+
+
+def test_unreachable_and_missing_urls_get_one_sentence(tmp_path):
+    with http_server(tmp_path) as base:
+        with pytest.raises(CovermillError, match=r"404.*check the address"):
+            download_song(f"{base}/nothing-here.ogg", tmp_path / "out", DownloadSettings())
+    with pytest.raises(CovermillError, match=r"could not download .*Connection refused"):
+        download_song(base + "/song.ogg", tmp_path / "out", DownloadSettings(retries=0))
+
+
+def test_duration_limits(clips, tmp_path):
+    with pytest.raises(CovermillError, match=r"over the 0.3 min limit; raise download.max_duration_s"):
+        download_song(str(clips["song_a"]), tmp_path, DownloadSettings(max_duration_s=20))
+    with pytest.raises(CovermillError, match=r"under the 30 s minimum"):
+        download_song(str(clips["song_a"]), tmp_path, DownloadSettings(min_duration_s=30))
+    assert not list(tmp_path.glob("*/original.*"))  # refused before anything was copied
+
+
+def test_bad_local_inputs(tmp_path):
+    with pytest.raises(CovermillError, match="no such file"):
+        download_song(str(tmp_path / "missing.mp3"), tmp_path, DownloadSettings())
+    text = tmp_path / "notes.mp3"
+    text.write_text("these are not the droids\n" * 20)
+    with pytest.raises(CovermillError, match="cannot read this file as audio"):
+        download_song(str(text), tmp_path, DownloadSettings())
+    empty = tmp_path / "empty.ogg"
+    empty.write_bytes(b"")
+    with pytest.raises(CovermillError, match="empty.ogg"):
+        download_song(str(empty), tmp_path, DownloadSettings())
+
+
+def test_folders_expand_to_their_audio_files(clips, tmp_path):
+    for name in ("b.ogg", "a.ogg"):
+        shutil.copyfile(clips["song_a"], tmp_path / name)
+    (tmp_path / "cover.txt").write_text("not audio")
+    assert expand_sources([str(tmp_path), "https://example.com/x"]) == [
+        str(tmp_path / "a.ogg"), str(tmp_path / "b.ogg"), "https://example.com/x"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CovermillError, match="has no audio files"):
+        expand_sources([str(tmp_path / "empty")])

@@ -1,0 +1,103 @@
+"""The generate stage's pure functions on a real clip: candidates, files, and no second transcription."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from covermill.tasks.cover import generate as gen
+from covermill.tasks.arrange.styles import ArrangeSettings
+from covermill.tasks.core.audio import decode_to_wav, write_audio
+from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.cover.generate import GenerateSettings, candidate_id, make_candidates, transcribe_song
+from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.core.midi import read_midi, write_midi
+from covermill.tasks.core.records import Song
+
+
+def make_song(folder: SongFolder, source: str) -> Song:
+    return Song(id=folder.root.name, source=source, source_id=f"file:{folder.root.name}", title="Clip",
+                duration=25.0, original=Path(source), audio=folder.audio)
+
+
+@pytest.fixture
+def song_a(clips, tmp_path):
+    folder = SongFolder(tmp_path, "x")
+    decode_to_wav(clips["song_a"], folder.audio)
+    return make_song(folder, str(clips["song_a"])), folder
+
+
+def refuse_to_load(*args, **kwargs):
+    raise AssertionError("a generator was loaded although the transcription is saved")
+
+
+def test_candidates_for_every_style_and_seed_then_reused(song_a, monkeypatch):
+    song, folder = song_a
+    generate, arrange = GenerateSettings(), ArrangeSettings()
+    first = make_candidates(song, folder, generate, arrange).candidates
+
+    assert len(first) >= 8
+    assert len({c.id for c in first}) == len(first)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", c.id) and c.generator == "basic-pitch" for c in first)
+    assert {(c.style, c.seed) for c in first} == set(arrange.variants())
+    for c in first:
+        assert c.midi == folder.candidate_midi(c.id) and c.midi.exists()
+        assert c.note_count == len(read_midi(c.midi)) > 0
+    assert folder.transcription("basic-pitch").exists()
+    humanised = [c for c in first if c.style == "humanised"]
+    assert [c.id for c in humanised] == ["basic-pitch-humanised-s0", "basic-pitch-humanised-s1"]
+    assert read_midi(humanised[0].midi) != read_midi(humanised[1].midi)
+
+    monkeypatch.setattr(gen, "load_generator", refuse_to_load)
+    assert make_candidates(song, folder, generate, arrange).candidates == first
+
+    # a lost candidate is remade from the saved transcription, note for note
+    lost = next(c for c in first if c.style == "melody-bass")
+    before = read_midi(lost.midi)
+    lost.midi.unlink()
+    assert make_candidates(song, folder, generate, arrange).candidates == first
+    assert read_midi(lost.midi) == before
+
+
+def test_transcription_is_read_back_from_its_file(song_a, monkeypatch):
+    song, folder = song_a
+    saved = [gen.Note(0.5, 1.0, 60, 90), gen.Note(0.75, 2.0, 43, 70)]
+    write_midi(saved, folder.transcription("basic-pitch"))
+    monkeypatch.setattr(gen, "load_generator", refuse_to_load)
+    notes = transcribe_song(song, folder, "basic-pitch", {})
+    assert [(n.pitch, n.velocity) for n in notes] == [(60, 90), (43, 70)]
+    assert all(abs(a.start - b.start) < 1e-3 and abs(a.end - b.end) < 1e-3 for a, b in zip(notes, saved))
+
+
+def test_silence_gives_one_clear_error(tmp_path):
+    folder = SongFolder(tmp_path, "quiet")
+    write_audio(folder.audio, np.zeros(44100 * 3, dtype=np.float32))
+    song = make_song(folder, "https://example.org/silence")
+    with pytest.raises(CovermillError, match=r"^https://example.org/silence: .*no music\.$"):
+        make_candidates(song, folder, GenerateSettings(), ArrangeSettings())
+    assert folder.transcription("basic-pitch").exists()  # silence is an answer too: not asked again
+    assert not folder.candidates_dir.exists() or not list(folder.candidates_dir.glob("*.mid"))
+
+
+def test_candidate_ids():
+    assert candidate_id("basic-pitch", "melody-bass", None) == "basic-pitch-melody-bass"
+    assert candidate_id("transkun", "humanised", 3) == "transkun-humanised-s3"
+
+
+def test_generate_settings_know_the_generators():
+    assert {"basic-pitch", "transkun", "pop2piano"} <= set(gen.known_generators())
+    assert GenerateSettings().generators == ["basic-pitch"]
+    with pytest.raises(ValidationError, match="unknown generator 'basic_pitch'; known generators: .*basic-pitch"):
+        GenerateSettings(generators=["basic_pitch"])
+    with pytest.raises(ValidationError, match="onset_treshold"):
+        GenerateSettings(options={"basic-pitch": {"onset_treshold": 0.4}})
+    with pytest.raises(ValidationError, match="at least one generator"):
+        GenerateSettings(generators=[])
+    with pytest.raises(ValidationError, match="listed once"):
+        GenerateSettings(generators=["basic-pitch", "basic-pitch"])
+    settings = GenerateSettings(generators=["basic-pitch", "transkun"], options={"transkun": {"device": "cpu"}})
+    assert settings.options_for("transkun") == {"device": "cpu"} and settings.options_for("basic-pitch") == {}
