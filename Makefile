@@ -17,11 +17,13 @@ APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts
 QUALITY_CLIPS := .cache/quality/clips-60s
 QUALITY_SONGS := .cache/quality/songs-210s
 
-.PHONY: help system install demo test bench bench-generate bench-thumbnail bench-upload bench-prefect bench-quality bench-quality-full clean
+.PHONY: help system install demo lint check test bench bench-generate bench-thumbnail bench-upload bench-prefect bench-quality bench-quality-full clean
 
 help:
 	@echo "make demo   set up everything, then make a cover of a real 1-minute recording (dry run)"
-	@echo "make test   set up everything, then run the test suite"
+	@echo "make check  the quick loop (under 2 minutes): ruff, then the tests marked neither server, browser nor slow"
+	@echo "make lint   ruff: lint and import order (ruff check --fix fixes most of what it finds)"
+	@echo "make test   set up everything, then ruff and the whole test suite (Prefect servers, browser, slow ones)"
 	@echo "make bench  time every stage on a 4-minute song (bench/e2e.py)"
 	@echo "make bench-generate      Pop2Piano seconds per candidate on a 1-minute clip (random weights, real size)"
 	@echo "make bench-thumbnail     Stable Diffusion seconds per 512x512 image at 25 steps (random weights, SD 1.5 size)"
@@ -69,7 +71,16 @@ $(BENCH_SONG): | system
 demo: install $(DEMO_SONG)
 	$(VENV)/bin/covermill run $(DEMO_SONG) --out out/demo --dry-run
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+
+# The quick loop: no Prefect server, no browser, nothing slow (markers in pyproject.toml). With
+# ephemeral servers off, a test that would start one fails ("No Prefect API URL provided") instead
+# of slowing the loop down: mark it `server`.
+check: lint
+	PREFECT_SERVER_EPHEMERAL_ENABLED=false $(VENV)/bin/python -m pytest -q -m "not server and not browser and not slow" --durations=5
+
+test: lint
 	$(VENV)/bin/python -m pytest -ra --durations=15
 
 bench: install $(BENCH_SONG)

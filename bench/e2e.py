@@ -88,11 +88,11 @@ def main() -> int:
     with prefect_test_harness(server_startup_timeout=90):  # the server's start-up is not the song's cost
         with PeakRss() as rss:
             started = time.perf_counter()
-            result = cover_song(str(args.song), str(out), config, True)
+            result = cover_song(source=str(args.song), out_dir=str(out), config=config, dry_run=True)
             total = time.perf_counter() - started
         children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
-    seconds = Ledger(ledger_path(out)).stage_seconds(result["song_id"])
+    seconds = Ledger(ledger_path(out)).stage_seconds(result.song_id)
     print(f"song: {args.song} ({length:.1f} s), generators: {args.generators}, {os.cpu_count()} CPUs")
     print(f"{'stage':<12}{'seconds':>10}{'x song':>10}")
     for stage, took in seconds.items():

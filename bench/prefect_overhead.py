@@ -54,7 +54,7 @@ def main() -> None:
         out = Path(scratch) / "out"
         config = CovermillConfig()
         started = time.perf_counter()
-        summary = nightly(str(playlist), str(out), config, True)
+        summary = nightly(playlist=str(playlist), out_dir=str(out), config=config, dry_run=True)
         night_s = time.perf_counter() - started
         ledger = Ledger(ledger_path(out))
         by_source = {song.source: song for song in ledger.songs()}
@@ -72,7 +72,7 @@ def main() -> None:
 
     overheads = [r["overhead_s"] for r in rows]
     figures = {
-        "songs": len(rows), "clip_seconds": args.seconds, "done": len(summary["done"]), "night_s": round(night_s, 1),
+        "songs": len(rows), "clip_seconds": args.seconds, "done": len(summary.done), "night_s": round(night_s, 1),
         "overhead_mean_s": round(statistics.mean(overheads), 2), "overhead_median_s": round(statistics.median(overheads), 2),
         "overhead_share": round(sum(overheads) / sum(r["wall_s"] for r in rows), 3),
         "night_outside_songs_s": round(night_s - sum(r["wall_s"] for r in rows), 1), "rows": rows,

@@ -34,8 +34,14 @@ def vocabulary() -> dict[str, int]:
 
 def save_random_pop2piano(folder: Path, size: str = "tiny", seed: int = 0) -> Path:
     import torch
-    from transformers import (GenerationConfig, Pop2PianoConfig, Pop2PianoFeatureExtractor,
-                              Pop2PianoForConditionalGeneration, Pop2PianoProcessor, Pop2PianoTokenizer)
+    from transformers import (
+        GenerationConfig,
+        Pop2PianoConfig,
+        Pop2PianoFeatureExtractor,
+        Pop2PianoForConditionalGeneration,
+        Pop2PianoProcessor,
+        Pop2PianoTokenizer,
+    )
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

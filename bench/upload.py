@@ -50,8 +50,8 @@ def main() -> None:
 
     from covermill.tasks.core.layout import SongFolder, ledger_path
     from covermill.tasks.core.ledger import Ledger
-    from covermill.tasks.publish.upload import Publisher, UploadSettings
     from covermill.tasks.publish.client import youtube_client
+    from covermill.tasks.publish.upload import Publisher, UploadSettings
 
     with tempfile.TemporaryDirectory(prefix="covermill-bench-upload-") as scratch:
         scratch = Path(scratch)

@@ -10,22 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from covermill.flows.nightly_settings import NightlySettings
 from covermill.tasks.arrange.styles import ArrangeSettings
-from covermill.tasks.cover.download import DownloadSettings
 from covermill.tasks.core.errors import CovermillError
-from covermill.tasks.media.gallery import GallerySettings
-from covermill.tasks.cover.generate import GenerateSettings
 from covermill.tasks.core.gpu_slot import GpuSettings
-from covermill.tasks.media.metadata import MetadataSettings
-from covermill.tasks.cover.playlist import NightlySettings
-from covermill.tasks.rank.ranking import RankSettings
-from covermill.tasks.cover.render import RenderSettings
 from covermill.tasks.core.settings import Settings
+from covermill.tasks.cover.download import DownloadSettings
+from covermill.tasks.cover.generate import GenerateSettings
+from covermill.tasks.cover.render import RenderSettings
+from covermill.tasks.media.gallery import GallerySettings
+from covermill.tasks.media.metadata import MetadataSettings
 from covermill.tasks.media.thumbnail import ThumbnailSettings
-from covermill.tasks.publish.upload import UploadSettings
 from covermill.tasks.media.video import VideoSettings
+from covermill.tasks.publish.upload import UploadSettings
+from covermill.tasks.rank.ranking import RankSettings
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -45,14 +45,26 @@ class CovermillConfig(Settings):
     gallery: GallerySettings = GallerySettings()
 
 
-def _known_keys(model: type[Settings], loc: tuple[Any, ...]) -> list[str]:
-    """The settings that exist where an unknown one was found, to suggest the right spelling."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The settings that exist where an unknown one was found, to suggest the right spelling.
+
+    Walks the models along `loc`: a field whose type is a model (a stage's settings, Stable
+    Diffusion's options) is entered directly; a mapping of models keyed by name (a generator's
+    options under generate.options.<name>) through the owner's `nested_model(field, key)`.
+    """
+    parts = [str(part) for part in loc[:-1]]
+    while parts:
+        part = parts.pop(0)
+        field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, Settings)):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        nested = getattr(model, "nested_model", None)
+        inner = nested(part, parts.pop(0)) if field is not None and nested is not None and parts else None
+        if inner is None:
             return []
-        model = annotation
+        model = inner
     return sorted(model.model_fields)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prefect import flow, get_run_logger
 
@@ -19,16 +19,17 @@ from covermill.flows.config import CovermillConfig
 from covermill.flows.publish import publish
 from covermill.flows.review import show_song
 from covermill.tasks.core.atomic import write_json
+from covermill.tasks.core.errors import EveryCandidateRejected
+from covermill.tasks.core.layout import SongFolder, ledger_path
+from covermill.tasks.core.ledger import APPROVAL_STAGE, Ledger, State
+from covermill.tasks.core.records import Candidate, CoverResult, Generated, Publication, Ranking, Song
 from covermill.tasks.cover.download import download
 from covermill.tasks.cover.generate import generate_candidates
-from covermill.tasks.core.layout import SongFolder, ledger_path
-from covermill.tasks.core.ledger import APPROVAL_STAGE, DONE, FAILED, REJECTED, RUNNING, Ledger
-from covermill.tasks.media.metadata import render_metadata
-from covermill.tasks.rank.ranking import EveryCandidateRejected, rank, write_ranking
-from covermill.tasks.core.records import Candidate, Generated, Publication, Ranking, Song
 from covermill.tasks.cover.render import render_candidates, render_winner_task
+from covermill.tasks.media.metadata import render_metadata
 from covermill.tasks.media.thumbnail import make_thumbnail_task
 from covermill.tasks.media.video import make_video_task
+from covermill.tasks.rank.ranking import rank, write_ranking
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ class SongRun:
         self.logger = get_run_logger()
         self.upstream_changed = False
 
-    def stage(self, name: str, finished: Callable[[], T | None], run: Callable[[], T], record: Callable[[T], None] = lambda _: None) -> T:
+    def run_stage(self, name: str, finished: Callable[[], T | None], run: Callable[[], T], record: Callable[[T], None] = lambda _: None) -> T:
         """Reuse the stage's result when the ledger says done and `finished()` finds its outputs."""
         if not self.upstream_changed and self.ledger.is_done(self.song.id, name):
             previous = finished()
@@ -53,15 +54,15 @@ class SongRun:
                 self.logger.info("%s: already done, skipped", name)
                 return previous
         self.upstream_changed = True
-        self.ledger.mark(self.song.id, name, RUNNING)
+        self.ledger.mark(self.song.id, name, State.RUNNING)
         started = time.perf_counter()
         try:
             result = run()
         except Exception as exc:
-            self.ledger.mark(self.song.id, name, FAILED, str(exc))
+            self.ledger.mark(self.song.id, name, State.FAILED, str(exc))
             raise
         record(result)
-        self.ledger.mark(self.song.id, name, DONE, seconds=time.perf_counter() - started)
+        self.ledger.mark(self.song.id, name, State.DONE, seconds=time.perf_counter() - started)
         return result
 
 
@@ -100,7 +101,7 @@ def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: 
     logger = get_run_logger()
     out = folder.root.parent
     while True:
-        ledger.mark(song.id, APPROVAL_STAGE, RUNNING, "waiting for a person in the Prefect UI")
+        ledger.mark(song.id, APPROVAL_STAGE, State.RUNNING, "waiting for a person in the Prefect UI")
         show_song(song, out, config)  # the review page to listen on is current
         decision = ask(song, winner, ranking, str(folder.review_page), config.upload.approval_timeout_s)
         if decision is None:
@@ -108,10 +109,10 @@ def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: 
                            config.upload.approval_timeout_s)
             return winner, False
         if decision.decision == "reject":
-            ledger.mark(song.id, APPROVAL_STAGE, REJECTED, f"rejected by a person (pick was {winner.id})")
+            ledger.mark(song.id, APPROVAL_STAGE, State.REJECTED, f"rejected by a person (pick was {winner.id})")
             return winner, False
         if decision.decision == "approve":
-            ledger.mark(song.id, APPROVAL_STAGE, DONE, f"approved {winner.id}")
+            ledger.mark(song.id, APPROVAL_STAGE, State.DONE, f"approved {winner.id}")
             return winner, True
         problem = choice_problem(decision, ranking)
         if problem:
@@ -129,7 +130,7 @@ def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: 
 
 
 @flow(name="cover_song", log_prints=True)
-def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> dict[str, Any]:
+def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> CoverResult:
     """Make, rank and publish a piano cover of one song (a local audio file or an http(s) URL).
 
     `dry_run` stops at the local video and writes upload_request.json; otherwise today's queue is
@@ -142,67 +143,59 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     started = time.perf_counter()
     song = download(source, out, config.download)
     ledger.record_song(song)
-    ledger.mark(song.id, "download", DONE, seconds=time.perf_counter() - started)
+    ledger.mark(song.id, "download", State.DONE, seconds=time.perf_counter() - started)
     folder = SongFolder(out, song.id)
     run = SongRun(ledger, song)
 
-    generated: Generated = run.stage(
+    generated: Generated = run.run_stage(
         "generate",
         lambda: _candidates_on_disk(ledger, song.id),
         lambda: generate_candidates(song, out, config.generate, config.arrange, config.gpu),
         lambda found: ledger.record_generated(song.id, found, config.generate.generators),
     )
     candidates = generated.candidates
-    audio = run.stage(
+    audio = run.run_stage(
         "render",
         lambda: _audio_on_disk(folder, candidates),
         lambda: render_candidates(song, candidates, out, config.render),
     )
-    ranking: Ranking = run.stage(
+    ranking: Ranking = run.run_stage(
         "rank",
         lambda: ledger.ranking(song.id) if folder.ranking.exists() else None,
         lambda: rank(song, candidates, audio, out, config.rank),
         lambda found: ledger.record_ranking(song.id, found),
     )
     if ranking.pick is None:
-        ledger.mark(song.id, "winner", FAILED, "every candidate was rejected")
+        ledger.mark(song.id, "winner", State.FAILED, "every candidate was rejected")
         raise EveryCandidateRejected(f"{source}: every candidate was rejected by the ranking; see {folder.ranking} for the reasons.")
     winner = next(c for c in candidates if c.id == ranking.pick)
 
-    run.stage(
+    run.run_stage(
         "winner",
         lambda: folder.winner_audio if folder.winner_audio.exists() and folder.winner_midi.exists() else None,
         lambda: render_winner_task(song, winner, out, config.render),
     )
-    thumbnail = run.stage(
+    thumbnail = run.run_stage(
         "thumbnail",
         lambda: _existing(folder.thumbnail),
         lambda: make_thumbnail_task(song, out, config.thumbnail, config.gpu),
         lambda _: ledger.record_thumbnail_art(song.id, folder.thumbnail_info),
     )
-    video = run.stage("video", lambda: _existing(folder.video), lambda: make_video_task(song, out, config.video))
+    video = run.run_stage("video", lambda: _existing(folder.video), lambda: make_video_task(song, out, config.video))
     write_publication(song, winner, ranking, thumbnail, video, folder, config)
     logger.info("winner: %s", winner.id)
 
     approved = True
     if config.upload.approval:
-        answered = ledger.stage(song.id, APPROVAL_STAGE)
-        if answered is not None and answered[0] in (DONE, REJECTED) and not run.upstream_changed:
-            approved = answered[0] == DONE  # the same cover was answered before: not asked again
+        answered = ledger.stage_state(song.id, APPROVAL_STAGE)
+        if answered is not None and answered[0] in (State.DONE, State.REJECTED) and not run.upstream_changed:
+            approved = answered[0] == State.DONE  # the same cover was answered before: not asked again
         else:
             winner, approved = approval(song, ranking, candidates, winner, folder, ledger, config)
     # The song joins the queue; publish sends what today's budget allows, best first (maybe
     # another song), and in a dry run writes the requests it would send.
-    published = publish(out_dir, config, dry_run) if approved else {"published": {}}
+    published = publish(out_dir=out_dir, config=config, dry_run=dry_run).published if approved else {}
     show_song(song, out, config)
-    return {
-        "song_id": song.id,
-        "title": song.title,
-        "folder": str(folder.root),
-        "video": str(video),
-        "winner_midi": str(folder.winner_midi),
-        "ranking": str(folder.ranking),
-        "pick": winner.id,
-        "candidates": len(candidates),
-        "published": published["published"].get(song.id),
-    }
+    return CoverResult(song_id=song.id, title=song.title, folder=folder.root, video=video, winner_midi=folder.winner_midi,
+                       ranking=folder.ranking, review_page=folder.review_page, pick=winner.id, candidates=len(candidates),
+                       approved=approved, published=published.get(song.id))

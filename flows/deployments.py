@@ -22,12 +22,13 @@ from pydantic import Field
 from covermill.flows.config import CovermillConfig, load_config, with_overrides
 from covermill.flows.cover_song import cover_song
 from covermill.flows.nightly import SONG_DEPLOYMENT_NAME, nightly
+from covermill.tasks.core.records import CoverResult, NightlyResult
 from covermill.tasks.cover.generate import known_generators
 
 SONG_FLOW, SONG_DEPLOYMENT = SONG_DEPLOYMENT_NAME.split("/")
 NIGHTLY_FLOW, NIGHTLY_DEPLOYMENT = "covermill-nightly", "nightly"
 
-# The generators installed here, as a dropdown in the run form.
+# The generators installed here (the covermill.generators entry-point group), as a dropdown in the run form.
 GeneratorName = Literal[tuple(known_generators())]  # type: ignore[valid-type]
 
 
@@ -52,9 +53,9 @@ def song_run(
     seeds: Annotated[list[int], Field(description="Sampling seeds for Pop2Piano and the random arrangement styles; empty keeps the config file's.")] = [],  # noqa: B006
     out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
     config_file: Annotated[str, Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = "",
-) -> dict[str, Any]:
+) -> CoverResult:
     """Cover one song, chosen by hand."""
-    return cover_song(source, out_dir, run_config(config_file, generators, arrangers, seeds), dry_run)
+    return cover_song(source=source, out_dir=out_dir, config=run_config(config_file, generators, arrangers, seeds), dry_run=dry_run)
 
 
 @flow(name=NIGHTLY_FLOW, log_prints=True)
@@ -64,9 +65,10 @@ def nightly_run(
     max_songs: Annotated[int, Field(ge=0, description="New songs tonight; 0: nightly.max_songs of the config file.")] = 0,
     out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
     config_file: Annotated[str, Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = "",
-) -> dict[str, Any]:
+) -> NightlyResult:
     """Cover every new song of a playlist, then publish today's share."""
-    return nightly(playlist or None, out_dir, run_config(config_file, max_songs=max_songs or None), dry_run, config_file or None)
+    return nightly(playlist=playlist or None, out_dir=out_dir, config=run_config(config_file, max_songs=max_songs or None),
+                   dry_run=dry_run, config_file=config_file or None)
 
 
 def deployments(config: CovermillConfig, config_file: str | None, out_dir: str, work_pool: str | None = None) -> list[Any]:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from covermill.flows.config import CovermillConfig
+from covermill.models import registry
+from covermill.models.generator import Readiness
 
 APT = "sudo apt-get install -y"
 REINSTALL = "run `make install` (or see the Makefile's install steps)"
@@ -84,38 +86,38 @@ def check_essentia(config: CovermillConfig) -> Check:
     return Check("essentia", True, f"essentia {_version('essentia')}")
 
 
-def _generator_check(name: str) -> Callable[[CovermillConfig], Check]:
-    def check(config: CovermillConfig) -> Check:
-        module_name = f"covermill.models.{name.replace('-', '_')}"
-        try:
-            module = importlib.import_module(module_name)
-            weights = module.weights_path()
-        except Exception as exc:  # any failure here means the generator cannot run
-            return Check(f"generator {name}", False, f"cannot load ({exc})", REINSTALL)
-        if not weights.exists():
-            return Check(f"generator {name}", False, f"weights missing at {weights}", REINSTALL)
-        active = "enabled" if name in config.generate.generators else "installed, not enabled in config"
-        return Check(f"generator {name}", True, f"{weights.name} ({active})")
-
-    return check
+def _reinstall(entry: registry.Registration) -> str:
+    distribution = entry.distribution.split()[0]
+    if distribution == registry.OWN_DISTRIBUTION:
+        return REINSTALL
+    return f"reinstall {distribution} (pip install --force-reinstall {distribution})"
 
 
-def check_pop2piano(config: CovermillConfig) -> Check:
-    """Its weights are not shipped: look for them where from_pretrained will, without loading."""
-    from covermill.models import pop2piano
-
+def check_generator(config: CovermillConfig, entry: registry.Registration) -> Check:
+    """One installed generator: its module imports and fulfils the contract, and its own `check`
+    (weights found? where? the fix) says whether it can run with config's options. A generator
+    config does not enable is reported but fails nothing unless it is broken."""
+    name = f"generator {entry.name} ({entry.distribution})"
+    shadowed = f"; also registered by {', '.join(entry.shadowed)}, ignored" if entry.shadowed else ""
     try:
-        options = pop2piano.parse_options(config.generate.options_for("pop2piano"))
-    except ValueError as exc:
-        return Check("generator pop2piano", False, str(exc), "fix generate.options.pop2piano in config.yaml")
-    transformers = f"transformers {_version('transformers')}"
-    if "pop2piano" not in config.generate.generators:
-        return Check("generator pop2piano", True, f"{transformers}; not enabled in config")
-    found = pop2piano.find_model_files(options.model, options.revision)
-    if found is None:
-        return Check("generator pop2piano", False, f"{transformers}; model {options.model} not found",
-                     pop2piano.missing_model_message(options.model))
-    return Check("generator pop2piano", True, f"{transformers}; model in {found} (enabled)")
+        module = registry.generator_module(entry.name)
+        options = config.generate.options_for(entry.name)
+        readiness = module.check(options) if hasattr(module, "check") else Readiness(True, "imports; it offers no check")
+    except Exception as exc:  # a failure here means the generator cannot run at all
+        return Check(name, False, f"cannot load ({exc}){shadowed}", _reinstall(entry))
+    if entry.name not in config.generate.generators:
+        return Check(name, True, f"{readiness.detail}; not enabled in config{shadowed}")
+    if not readiness.ok:
+        return Check(name, False, f"{readiness.detail}{shadowed}", readiness.fix or _reinstall(entry))
+    return Check(name, True, f"{readiness.detail}; enabled{shadowed}")
+
+
+def check_generators(config: CovermillConfig) -> list[Check]:
+    """Every generator of the `covermill.generators` entry-point group, covermill's and others'."""
+    entries = registry.registrations()
+    if not entries:
+        return [Check("generators", False, f"the {registry.GROUP} entry-point group is empty", REINSTALL)]
+    return [check_generator(config, entry) for entry in entries.values()]
 
 
 def check_stable_diffusion(config: CovermillConfig) -> Check:
@@ -125,7 +127,7 @@ def check_stable_diffusion(config: CovermillConfig) -> Check:
     diffusers = f"diffusers {_version('diffusers')}"
     if config.thumbnail.generator != "stable-diffusion":
         return Check("thumbnail Stable Diffusion", True, f"{diffusers}; not enabled (thumbnail.generator: procedural)")
-    options = stable_diffusion.parse_options(config.thumbnail.stable_diffusion)
+    options = config.thumbnail.stable_diffusion
     found = stable_diffusion.find_model_files(options.model, options.revision)
     if found is None:
         return Check("thumbnail Stable Diffusion", False, f"{diffusers}; model {options.model} not found, thumbnails "
@@ -195,16 +197,15 @@ def check_youtube_client(config: CovermillConfig) -> Check:
                  "save the JSON there or set upload.auth.client_secrets")
 
 
-CHECKS: list[Callable[[CovermillConfig], Check]] = [
+# Each gives one Check, or a list of them (one per installed generator).
+CHECKS: list[Callable[[CovermillConfig], Check | list[Check]]] = [
     check_ffmpeg,
     check_fluidsynth,
     check_soundfont,
     check_imagemagick,
     check_fonts,
     check_essentia,
-    _generator_check("basic-pitch"),
-    _generator_check("transkun"),
-    check_pop2piano,
+    check_generators,
     check_stable_diffusion,
     check_torch,
     check_prefect,
@@ -214,4 +215,8 @@ CHECKS: list[Callable[[CovermillConfig], Check]] = [
 
 
 def run_checks(config: CovermillConfig) -> list[Check]:
-    return [check(config) for check in CHECKS]
+    checks: list[Check] = []
+    for check in CHECKS:
+        found = check(config)
+        checks.extend(found if isinstance(found, list) else [found])
+    return checks

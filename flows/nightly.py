@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from covermill.flows.config import CovermillConfig
 from covermill.flows.cover_song import cover_song
+from covermill.flows.nightly_settings import NightlySettings
+from covermill.flows.outcome import outcome
 from covermill.flows.publish import publish
 from covermill.flows.review import refresh_gallery
-from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.errors import CovermillError, EveryCandidateRejected
 from covermill.tasks.core.layout import ledger_path
-from covermill.tasks.core.ledger import DONE, FAILED, REJECTED, Ledger
-from covermill.tasks.cover.playlist import Entry, NightlySettings, read_playlist
-from covermill.tasks.rank.ranking import EveryCandidateRejected
+from covermill.tasks.core.ledger import Ledger, State
+from covermill.tasks.core.records import NightlyResult
+from covermill.tasks.cover.playlist import Entry, read_playlist
 
 SONG_DEPLOYMENT_NAME = "covermill-song/cover-song"  # flows/deployments.py makes it; fan-out runs it
 
@@ -35,61 +36,55 @@ def settled(ledger: Ledger, entry: Entry, settings: NightlySettings) -> str | No
     if found is None:
         return None
     state, detail, attempts = found
-    if state in (DONE, REJECTED):
-        return state
-    if state == FAILED and attempts >= settings.max_attempts:
+    if state in (State.DONE, State.REJECTED):
+        return state.value
+    if state == State.FAILED and attempts >= settings.max_attempts:
         return f"failed {attempts} times, left alone: {detail}"
     return None
 
 
-def _reason(exc: object) -> str:
-    return str(exc) if isinstance(exc, CovermillError) else f"unexpected failure ({exc!r})"
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# covermill nightly: {summary['playlist']}", "",
-             f"{len(summary['done'])} done, {len(summary['rejected'])} rejected, {len(summary['failed'])} failed, "
-             f"{len(summary['settled'])} already settled, {len(summary['deferred'])} left for another night.", ""]
-    for title, key in (("Done", "done"), ("Rejected", "rejected"), ("Failed", "failed"), ("Left for another night", "deferred")):
-        if summary[key]:
-            lines += [f"## {title}", ""] + [f"- {source}: {detail}" for source, detail in summary[key].items()] + [""]
-    upload = summary.get("publish") or {}
-    if upload.get("error"):
-        lines += ["## Upload", "", f"not run: {upload['error']}", ""]
-    elif upload:
-        mode = "dry run" if upload.get("dry_run") else "published"
-        lines += ["## Upload", "", f"{mode}: {len(upload.get('published', {}))} uploaded, "
-                  f"{upload.get('waiting', 0) - len(upload.get('published', {}))} queued"
-                  + (f", stopped: {upload['stopped']}" if upload.get("stopped") else ""), ""]
+def summary_markdown(summary: NightlyResult) -> str:
+    lines = [f"# covermill nightly: {summary.playlist}", "",
+             f"{len(summary.done)} done, {len(summary.rejected)} rejected, {len(summary.failed)} failed, "
+             f"{len(summary.settled)} already settled, {len(summary.deferred)} left for another night.", ""]
+    for title, entries in (("Done", summary.done), ("Rejected", summary.rejected), ("Failed", summary.failed),
+                           ("Left for another night", summary.deferred)):
+        if entries:
+            lines += [f"## {title}", ""] + [f"- {source}: {detail}" for source, detail in entries.items()] + [""]
+    if summary.publish_error:
+        lines += ["## Upload", "", f"not run: {summary.publish_error}", ""]
+    elif summary.publish is not None:
+        upload = summary.publish
+        mode = "dry run" if upload.dry_run else "published"
+        lines += ["## Upload", "", f"{mode}: {len(upload.published)} uploaded, {upload.waiting - len(upload.published)} queued"
+                  + (f", stopped: {upload.stopped}" if upload.stopped else ""), ""]
     return "\n".join(lines)
 
 
-def outcome_from_ledger(ledger: Ledger, source: str) -> tuple[str, str, str]:
+def outcome_from_ledger(ledger: Ledger, source: str) -> tuple[State, str, str]:
     """(state, detail, song id) of a song a worker ran, read from the shared ledger."""
     song = next((s for s in reversed(ledger.songs()) if s.source == source), None)
     if song is None:
-        return FAILED, "", ""
-    winner = ledger.stage(song.id, "winner")
-    if winner is not None and winner[0] == FAILED:
-        return REJECTED, f"{source}: every candidate was rejected by the ranking", song.id
+        return State.FAILED, "", ""
+    winner = ledger.stage_state(song.id, "winner")
+    if winner is not None and winner[0] == State.FAILED:
+        return State.REJECTED, f"{source}: every candidate was rejected by the ranking", song.id
     if ledger.is_done(song.id, "video"):
         ranking = ledger.ranking(song.id)
-        return DONE, f"{song.title}: pick {ranking.pick if ranking else '?'}", song.id
-    return FAILED, "", song.id
+        return State.DONE, f"{song.title}: pick {ranking.pick if ranking else '?'}", song.id
+    return State.FAILED, "", song.id
 
 
-def cover_here(entry: Entry, out_dir: str, config: CovermillConfig) -> tuple[str, str, str]:
+def cover_here(entry: Entry, out_dir: str, config: CovermillConfig) -> tuple[State, str, str]:
     """One song as a subflow of this run: (state, detail, song id)."""
-    state = cover_song(entry.source, out_dir, config, True, return_state=True)
-    if state.is_completed():
-        result = state.result()
-        return DONE, f"{result['title']}: pick {result['pick']}", result["song_id"]
-    exc = state.result(raise_on_failure=False)
-    return (REJECTED if isinstance(exc, EveryCandidateRejected) else FAILED), _reason(exc), ""
+    found = outcome(cover_song(source=entry.source, out_dir=out_dir, config=config, dry_run=True, return_state=True), entry.source)
+    if found.ok:
+        return State.DONE, f"{found.result.title}: pick {found.result.pick}", found.result.song_id
+    return (State.REJECTED if isinstance(found.error, EveryCandidateRejected) else State.FAILED), found.sentence, ""
 
 
 def cover_on_workers(entries: list[Entry], out_dir: str, config_file: str | None, deadline: float,
-                     ledger: Ledger) -> dict[str, tuple[str, str, str]]:
+                     ledger: Ledger) -> dict[str, tuple[State, str, str]]:
     """Each song as its own run of the cover-song deployment, for the work pool's workers to share;
     waits for them (until `deadline`, a monotonic time). The ledger and `out_dir` must be storage
     every worker sees: the outcomes are read back from there."""
@@ -101,7 +96,7 @@ def cover_on_workers(entries: list[Entry], out_dir: str, config_file: str | None
         parameters = {"source": entry.source, "dry_run": True, "out_dir": str(Path(out_dir).resolve()),
                       "config_file": str(Path(config_file).resolve()) if config_file else ""}
         runs[entry.source] = run_deployment(SONG_DEPLOYMENT_NAME, parameters=parameters, timeout=0).id
-    outcomes: dict[str, tuple[str, str, str]] = {}
+    outcomes: dict[str, tuple[State, str, str]] = {}
     with get_client(sync_client=True) as client:
         while len(outcomes) < len(runs) and time.monotonic() < deadline:
             for source, run_id in runs.items():
@@ -111,14 +106,14 @@ def cover_on_workers(entries: list[Entry], out_dir: str, config_file: str | None
                 if state is not None and state.is_final():
                     found = outcome_from_ledger(ledger, source)
                     detail = found[1] or (state.message or state.name)
-                    outcomes[source] = (found[0] if state.is_completed() or found[0] != DONE else FAILED, detail, found[2])
+                    outcomes[source] = (found[0] if state.is_completed() or found[0] != State.DONE else State.FAILED, detail, found[2])
             time.sleep(2)
     return outcomes
 
 
 @flow(name="nightly", log_prints=True)
 def nightly(playlist: str | None = None, out_dir: str = "out", config: CovermillConfig | None = None,
-            dry_run: bool = True, config_file: str | None = None) -> dict[str, Any]:
+            dry_run: bool = True, config_file: str | None = None) -> NightlyResult:
     """Cover every new song of `playlist` (default: nightly.playlist), then publish today's share.
 
     With nightly.fan_out each song is a run of the cover-song deployment that the work pool's
@@ -132,41 +127,45 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
     ledger = Ledger(ledger_path(Path(out_dir)))
     entries = read_playlist(source, config.download)
 
-    summary: dict[str, Any] = {"playlist": source, "done": {}, "rejected": {}, "failed": {}, "settled": {}, "deferred": {}}
+    outcome_lists: dict[State, dict[str, str]] = {State.DONE: {}, State.REJECTED: {}, State.FAILED: {}}
+    settled_entries: dict[str, str] = {}
+    deferred: dict[str, str] = {}
     todo = []
     for entry in entries:
         reason = settled(ledger, entry, settings)
         if reason is None:
             todo.append(entry)
         else:
-            summary["settled"][entry.source] = reason
+            settled_entries[entry.source] = reason
     for entry in todo[settings.max_songs:]:
-        summary["deferred"][entry.source] = f"over nightly.max_songs ({settings.max_songs})"
+        deferred[entry.source] = f"over nightly.max_songs ({settings.max_songs})"
     todo = todo[: settings.max_songs]
-    logger.info("%s: %d entries, %d new tonight, %d settled", source, len(entries), len(todo), len(summary["settled"]))
+    logger.info("%s: %d entries, %d new tonight, %d settled", source, len(entries), len(todo), len(settled_entries))
 
     deadline = time.monotonic() + settings.max_minutes * 60
     if settings.fan_out:
         outcomes = cover_on_workers(todo, out_dir, config_file, deadline, ledger)
         for entry in todo:
             if entry.source not in outcomes:
-                summary["deferred"][entry.source] = f"still running on a worker after nightly.max_minutes ({settings.max_minutes:g})"
+                deferred[entry.source] = f"still running on a worker after nightly.max_minutes ({settings.max_minutes:g})"
     else:
         outcomes = {}
         for number, entry in enumerate(todo, 1):
             if time.monotonic() > deadline:
-                summary["deferred"][entry.source] = f"over nightly.max_minutes ({settings.max_minutes:g})"
+                deferred[entry.source] = f"over nightly.max_minutes ({settings.max_minutes:g})"
                 continue
             logger.info("[%d/%d] %s", number, len(todo), entry.title or entry.source)
             outcomes[entry.source] = cover_here(entry, out_dir, config)
     for entry_source, (state, detail, song_id) in outcomes.items():
         ledger.record_entry(entry_source, state, detail, song_id)
-        summary[{DONE: "done", REJECTED: "rejected", FAILED: "failed"}[state]][entry_source] = detail
-        if state != DONE:
+        outcome_lists[state][entry_source] = detail
+        if state != State.DONE:
             logger.warning("%s: %s", entry_source, detail)
 
-    publishing = publish(out_dir, config, dry_run, return_state=True)
-    summary["publish"] = publishing.result() if publishing.is_completed() else {"error": _reason(publishing.result(raise_on_failure=False))}
+    publishing = outcome(publish(out_dir=out_dir, config=config, dry_run=dry_run, return_state=True), "publishing")
+    summary = NightlyResult(playlist=source, done=outcome_lists[State.DONE], rejected=outcome_lists[State.REJECTED],
+                            failed=outcome_lists[State.FAILED], settled=settled_entries, deferred=deferred,
+                            publish=publishing.result, publish_error=publishing.sentence)
     refresh_gallery(Path(out_dir), config)
     create_markdown_artifact(summary_markdown(summary), key="nightly-summary", description=f"covermill nightly over {source}")
     return summary

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 
 from covermill.flows.config import CovermillConfig
+from covermill.flows.outcome import failure_sentence
 from covermill.flows.review import refresh_gallery
 from covermill.tasks.core.atomic import write_json
-from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.errors import DailyLimitReached
 from covermill.tasks.core.layout import SongFolder, ledger_path
-from covermill.tasks.core.ledger import FAILED, Ledger
-from covermill.tasks.publish.queue import Slot, todays_budget, todays_slots, waiting
-from covermill.tasks.core.stage_task import stage
-from covermill.tasks.publish.upload import Publisher, UploadSettings, request_for
-from covermill.tasks.publish.auth import load_credentials, persist_if_refreshed, token_path
-from covermill.tasks.publish.channel import DailyLimitReached
+from covermill.tasks.core.ledger import Ledger, State
+from covermill.tasks.core.records import PublishResult
+from covermill.tasks.core.stage_task import stage_task
 from covermill.tasks.publish.client import youtube_client
+from covermill.tasks.publish.queue import Slot, todays_budget, todays_slots, waiting
+from covermill.tasks.publish.token_store import load_credentials, persist_if_refreshed, token_path
+from covermill.tasks.publish.upload import Publisher, UploadSettings, request_for
 
 
 def write_requests(out: Path, queue: list, slots: list[Slot], settings: UploadSettings, day: str) -> None:
@@ -41,13 +41,13 @@ def write_requests(out: Path, queue: list, slots: list[Slot], settings: UploadSe
         })
 
 
-@stage("upload", retries=2, retry_delay_seconds=30)
+@stage_task("upload", retries=2, retry_delay_seconds=30)
 def upload_song(publisher: Publisher, song_id: str, publish_at: datetime | None) -> str:
     return publisher.publish(song_id, publish_at).video_id or ""
 
 
 @flow(name="publish", log_prints=True)
-def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> dict[str, Any]:
+def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> PublishResult:
     """Upload what today's YouTube budget allows from the work folder, best covers first."""
     config = config or CovermillConfig()
     settings = config.upload
@@ -59,15 +59,18 @@ def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run
     budget = todays_budget(ledger, settings.quota, now)
     slots = todays_slots(queue, budget, settings.quota, now, settings.schedule)
     write_requests(out, queue, slots, settings, budget.day)
-    summary: dict[str, Any] = {"day": budget.day, "waiting": len(queue), "planned": [s.song.song_id for s in slots],
-                               "published": {}, "failed": {}, "stopped": budget.stopped, "dry_run": dry_run}
+    planned = PublishResult(day=budget.day, waiting=len(queue), planned=[s.song.song_id for s in slots],
+                            stopped=budget.stopped, dry_run=dry_run)
     if budget.stopped:
         logger.info("YouTube stopped today's uploads earlier (%s); %d songs wait for tomorrow", budget.stopped, len(queue))
     if dry_run:
         logger.info("dry run: %d of %d waiting songs would be published today; requests written to upload_request.json", len(slots), len(queue))
-        return summary
+        return planned
     if not slots:
-        return summary
+        return planned
+    published: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    stopped = budget.stopped
     credentials = load_credentials(settings.auth, out, logger=logger)
     publisher = Publisher(youtube_client(credentials, settings.api_root), ledger, out, settings, logger=logger)
     try:
@@ -76,19 +79,19 @@ def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run
                 video_id = upload_song(publisher, slot.song.song_id, slot.publish_at)
             except DailyLimitReached as limit:
                 ledger.stop_day(budget.day, limit.reason)
-                summary["stopped"] = limit.reason
+                stopped = limit.reason
                 logger.warning("YouTube answered %s: no more uploads today; the rest wait for tomorrow", limit.reason)
                 break
             except Exception as error:  # noqa: BLE001 - one song's failure never stops the others
-                reason = str(error) if isinstance(error, CovermillError) else repr(error)
-                summary["failed"][slot.song.song_id] = reason
-                ledger.mark(slot.song.song_id, "upload", FAILED, reason)  # the gallery shows it; the next run retries
+                reason = failure_sentence(error, f"song {slot.song.song_id}")
+                failed[slot.song.song_id] = reason
+                ledger.mark(slot.song.song_id, "upload", State.FAILED, reason)  # the gallery shows it; the next run retries
                 logger.error("song %s was not published: %s", slot.song.song_id, reason)
                 continue
-            summary["published"][slot.song.song_id] = video_id
+            published[slot.song.song_id] = video_id
             logger.info("published %r: https://youtu.be/%s", slot.song.title, video_id)
     finally:
         persist_if_refreshed(credentials, token_path(out, settings.auth))
-    if summary["published"] or summary["failed"]:
+    if published or failed:
         refresh_gallery(out, config)  # upload statuses changed
-    return summary
+    return planned.model_copy(update={"published": published, "failed": failed, "stopped": stopped})

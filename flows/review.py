@@ -10,10 +10,10 @@ from pathlib import Path
 from prefect import get_run_logger
 
 from covermill.flows.config import CovermillConfig
-from covermill.tasks.media.gallery import write_gallery
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
 from covermill.tasks.core.run_artifacts import link_song_files
+from covermill.tasks.media.gallery import write_gallery
 
 
 def refresh_gallery(out_dir: Path, config: CovermillConfig) -> Path | None:

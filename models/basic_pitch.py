@@ -8,50 +8,41 @@ used because it prints to stdout.
 
 from __future__ import annotations
 
-import logging
+import importlib.metadata
 import importlib.util
+import logging
 import warnings
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from pydantic import Field
 
 from covermill.models.device import usable_cores
-from covermill.models import generator
+from covermill.models.generator import Readiness
 from covermill.models.notes import Note, sort_notes
+from covermill.models.options import ModelOptions
 
 NAME = "basic-pitch"
 
 
-@dataclass(frozen=True)
-class BasicPitchOptions:
+class BasicPitchOptions(ModelOptions):
     """The knobs of basic-pitch's own CLI. Its defaults, except the two thresholds: basic-pitch's
     0.5 and 0.3 suit solo instruments; on a band mix they miss much of the accompaniment, and
     0.3 and 0.2 raised the median aligned share of the covers from 0.49 to 0.64 on the quality
     bench (bench/README.md). Lower still is denser than anyone can play (40+ notes a second)."""
 
-    onset_threshold: float = 0.3
-    frame_threshold: float = 0.2
-    minimum_note_length_ms: float = 127.70
+    onset_threshold: float = Field(0.3, gt=0.0, lt=1.0)
+    frame_threshold: float = Field(0.2, gt=0.0, lt=1.0)
+    minimum_note_length_ms: float = Field(127.70, gt=0.0)
     minimum_frequency: float | None = None  # Hz; None keeps every pitch the model knows (A0..C8)
     maximum_frequency: float | None = None
     melodia_trick: bool = True
-    threads: int = 0  # onnxruntime intra-op threads; 0 = every core this process may use
-
-    def __post_init__(self) -> None:
-        for name in ("onset_threshold", "frame_threshold"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ValueError(f"basic-pitch option {name} must lie between 0 and 1, got {value}")
-        if self.minimum_note_length_ms <= 0:
-            raise ValueError(f"basic-pitch option minimum_note_length_ms must be positive, got {self.minimum_note_length_ms}")
-        if self.threads < 0:
-            raise ValueError(f"basic-pitch option threads must be 0 (all cores) or more, got {self.threads}")
+    threads: int = Field(0, ge=0)  # onnxruntime intra-op threads; 0 = every core this process may use
 
 
-def parse_options(options: dict[str, Any] | None) -> BasicPitchOptions:
-    """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
-    return generator.parse_options(NAME, BasicPitchOptions, options)
+Options = BasicPitchOptions  # the name the generator contract asks for (models/generator.py)
 
 
 @contextmanager
@@ -127,8 +118,21 @@ class BasicPitchGenerator:
         return sort_notes(notes)
 
     def __repr__(self) -> str:
-        return f"BasicPitchGenerator({asdict(self.options)})"
+        return f"BasicPitchGenerator({self.options.model_dump()})"
 
 
-def load(options: dict[str, Any] | None = None) -> BasicPitchGenerator:
-    return BasicPitchGenerator(parse_options(options))
+def load(options: BasicPitchOptions | Mapping[str, Any] | None = None) -> BasicPitchGenerator:
+    """The contract's `load` (a mapping is validated first, for callers outside config)."""
+    return BasicPitchGenerator(BasicPitchOptions.coerce(options))
+
+
+def check(options: BasicPitchOptions) -> Readiness:
+    """The ONNX model shipped in basic-pitch's wheel is on disk (found, not loaded)."""
+    try:
+        weights = weights_path()
+    except ModuleNotFoundError as exc:
+        return Readiness(False, f"cannot load ({exc})")
+    if not weights.exists():
+        return Readiness(False, f"weights missing at {weights}")
+    size = f"{weights.stat().st_size / 1e6:.1f} MB"
+    return Readiness(True, f"basic-pitch {importlib.metadata.version('basic-pitch')}; {weights.name} ({size})")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from covermill.models.errors import OutOfMemory
+
 T = TypeVar("T")
-
-
-class OutOfMemory(RuntimeError):
-    """Even one item at a time does not fit in the device's memory."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -12,17 +12,6 @@ from typing import Any
 Hold = Callable[[], AbstractContextManager[Any]]
 
 
-DTYPES = ("float32", "float16", "bfloat16")
-
-
-def check_device_options(owner: str, device: str, dtype: str | None = None) -> None:
-    """One ValueError naming `owner`'s option when the device (or dtype) setting is not one we run."""
-    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
-        raise ValueError(f"{owner} option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if dtype is not None and dtype not in DTYPES:
-        raise ValueError(f"{owner} option dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-
-
 def resolve_device(setting: str = "auto") -> str:
     import torch
 

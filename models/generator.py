@@ -1,30 +1,45 @@
-"""The generator interface: audio in, notes out. A new model is one new module in this folder.
+"""The generator interface: audio in, notes out, and the contract a generator module fulfils.
 
-A generator named `foo-bar` lives in `covermill.models.foo_bar` and exposes `load(options)`
-returning one of two kinds of object with a `name`:
-- a Transcriber, `transcribe(audio_path) -> list[Note]`: one transcription per song, which the
-  generate stage then arranges for piano in every style (basic-pitch, transkun);
-- a CoverGenerator, `cover(audio_path, variants, hold, progress) -> {Variant: list[Note]}`: a model that
-  writes piano covers itself, many per song (one per arranger and seed: Pop2Piano).
-Models load once per process (the cache below) because loading costs more than a short song's
-inference.
+A generator is a module registered in the `covermill.generators` entry-point group
+(models/registry.py) under the name config.yaml uses. covermill registers basic-pitch, transkun
+and pop2piano in its pyproject.toml; any other installed package adds one the same way, without
+touching covermill:
+
+    [project.entry-points."covermill.generators"]
+    etude = "etude_covermill.generator"
+
+The registered module provides:
+- `Options`: a pydantic model subclassing covermill.models.options.ModelOptions, read from
+  config.yaml's generate.options.<name> (its defaults when absent). It is validated when config is
+  read, so a bad option is one sentence naming generate.options.<name>.<key>.
+- `load(options: Options)` returning one of two kinds of object with a `name`:
+  - a Transcriber, `transcribe(audio_path) -> list[Note]`: one transcription per song, which the
+    generate stage then arranges for piano in every style (basic-pitch, transkun);
+  - a CoverGenerator, `cover(audio_path, variants, hold, progress) -> {Variant: list[Note]}`: a
+    model that writes piano covers itself, many per song (one per arranger and seed: Pop2Piano).
+  Import the model library inside `load`, not at module level: validating config and
+  `covermill doctor` import the module and should not pay for torch.
+- `variants(options) -> list[Variant]` (a CoverGenerator only): the covers it would make, read
+  from the options alone, so that planning what is missing loads no model.
+- optionally `check(options) -> Readiness`: are the weights on this machine, where, and what to do
+  when they are not; `covermill doctor` shows it. It must not load the model.
+Models load once per process for each distinct set of options (the cache below) because loading
+costs more than a short song's inference.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import json
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
+from covermill.models import registry
 from covermill.models.device import Hold
 from covermill.models.notes import Note
+from covermill.models.options import ModelOptions
 
 
-class Generator(Protocol):
+class Transcriber(Protocol):
     name: str
 
     def transcribe(self, audio_path: Path) -> list[Note]:
@@ -54,55 +69,44 @@ class CoverGenerator(Protocol):
         ...
 
 
-class UnknownGenerator(ValueError):
-    pass
+Generator = Transcriber | CoverGenerator
 
 
-class ModelMissing(RuntimeError):
-    """The model's weights are not on this machine; the message says where to put them."""
+class Readiness(NamedTuple):
+    """What a generator module's `check(options)` tells `covermill doctor`."""
+
+    ok: bool
+    detail: str  # what was found and where (or what is missing)
+    fix: str = ""  # what to do when not ok; empty: reinstall the distribution that provides it
 
 
-class SongNotSupported(RuntimeError):
-    """This generator cannot handle this song (e.g. no beat grid); the others still can."""
+OptionsLike = ModelOptions | Mapping[str, Any] | None  # validated, to validate, or the defaults
 
 
-OptionsT = TypeVar("OptionsT")
+def generator_options(name: str, options: OptionsLike = None) -> ModelOptions:
+    """`name`'s validated options from a mapping (None: its defaults), or `options` as they are
+    when already its Options; a bad option raises pydantic's ValidationError."""
+    return registry.options_model(name).coerce(options)
 
 
-def parse_options(generator: str, options_type: type[OptionsT], options: dict[str, Any] | None) -> OptionsT:
-    """A generator's options dataclass from config.yaml, with one clear error for a misspelt key
-    (range checks live in the dataclass's __post_init__)."""
-    options = dict(options or {})
-    known = sorted(f.name for f in dataclasses.fields(options_type))
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {generator} option(s) {', '.join(unknown)}; known options: {', '.join(known)}")
-    return options_type(**options)
-
-
-def module_name(name: str) -> str:
-    return f"covermill.models.{name.replace('-', '_')}"
-
-
-def cover_variants(name: str, options: dict[str, Any] | None = None) -> list[Variant] | None:
-    """The covers a CoverGenerator module would make with these options (None for a Transcriber),
-    read from its options alone: planning what is missing loads no model."""
-    module = importlib.import_module(module_name(name))
+def cover_variants(name: str, options: OptionsLike = None) -> list[Variant] | None:
+    """The covers a CoverGenerator would make with these options (None for a Transcriber), read
+    from its options alone: planning what is missing loads no model."""
+    module = registry.generator_module(name)
     variants = getattr(module, "variants", None)
-    return None if variants is None else variants(options)
+    return None if variants is None else variants(generator_options(name, options))
 
 
-def load_generator(name: str, options: dict[str, Any] | None = None) -> Generator:
+# (name, module, options as JSON) -> the loaded generator. Options are keyed by their JSON because
+# a model's options may hold lists, which a frozen pydantic model cannot hash.
+_loaded: dict[tuple[str, str, str], Generator] = {}
+
+
+def load_generator(name: str, options: OptionsLike = None) -> Generator:
     """The generator called `name`, loaded once per process for each distinct set of options."""
-    return _load_cached(name, json.dumps(options or {}, sort_keys=True))
-
-
-@lru_cache(maxsize=None)
-def _load_cached(name: str, options_json: str) -> Generator:
-    try:
-        module = importlib.import_module(module_name(name))
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name(name):
-            raise
-        raise UnknownGenerator(name) from None
-    return module.load(json.loads(options_json))
+    parsed = generator_options(name, options)
+    key = (name, registry.registration(name).module, parsed.model_dump_json())
+    if key not in _loaded:
+        # two threads may both load a model first asked for at once (as with lru_cache); one is kept
+        _loaded.setdefault(key, registry.generator_module(name).load(parsed))
+    return _loaded[key]

@@ -16,20 +16,25 @@ arrangers x seeds; covermill makes them all and lets the ranking choose. What it
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from covermill.models import generator, hub
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from covermill.models import hub
 from covermill.models.audio import read_audio, resample
 from covermill.models.batching import run_in_batches
-from covermill.models.device import Hold, check_device_options, resolve_device, resolve_dtype, usable_cores
-from covermill.models.generator import ModelMissing, SongNotSupported, Variant
+from covermill.models.device import Hold, resolve_device, resolve_dtype, usable_cores
+from covermill.models.errors import ModelMissing, SongNotSupported
+from covermill.models.generator import Readiness, Variant
 from covermill.models.notes import Note, sort_notes
+from covermill.models.options import Device, Dtype, ModelOptions
 
 NAME = "pop2piano"
 DEFAULT_MODEL = "sweetcocoa/pop2piano"
@@ -43,52 +48,7 @@ TEMPO_RANGE = (30.0, 250.0)  # BPM; outside it the tracker is guessing (silence 
 AUTO_BATCH = {"cpu": 128, "cuda": 2048}
 
 
-@dataclass(frozen=True)
-class Pop2PianoOptions:
-    model: str = DEFAULT_MODEL  # a Hugging Face hub id or a local folder (from save_pretrained)
-    revision: str | None = None  # a hub branch, tag or commit
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    dtype: str = "float32"  # on CUDA also float16 / bfloat16; the CPU always runs float32
-    arrangers: str | list[int] = "all"  # "all", or composer numbers 1..21 like the CLI fork's -c 1,3,20
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    sampling: bool = True  # False: greedy decoding, one cover per arranger (seeds ignored)
-    temperature: float = 1.0
-    top_k: int = 0  # 0: no top-k cut
-    top_p: float = 0.95  # 1.0: no nucleus cut
-    max_new_tokens: int = 256  # per two-bar segment
-    batch_size: int = 0  # sequences (segments) per generate call, halved on out-of-memory; 0 = per device
-    steps_per_beat: int = 2
-    max_seconds: float = 900.0  # longer songs are refused before beat tracking (time and memory)
-    threads: int = 0  # torch CPU threads; 0 = every core this process may use
-
-    def __post_init__(self) -> None:
-        check_device_options(NAME, self.device, self.dtype)
-        object.__setattr__(self, "arrangers", parse_arrangers(self.arrangers))
-        object.__setattr__(self, "seeds", [int(s) for s in self.seeds])
-        if self.sampling and not self.seeds:
-            raise ValueError("pop2piano option seeds must list at least one seed when sampling (or set sampling: false)")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"pop2piano option seeds must not repeat, got {self.seeds}")
-        if self.temperature <= 0:
-            raise ValueError(f"pop2piano option temperature must be above 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"pop2piano option top_p must lie in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            raise ValueError(f"pop2piano option top_k must be 0 (off) or more, got {self.top_k}")
-        for name in ("max_new_tokens", "steps_per_beat"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"pop2piano option {name} must be at least 1, got {getattr(self, name)}")
-        if self.batch_size < 0:
-            raise ValueError(f"pop2piano option batch_size must be 0 (chosen per device) or more, got {self.batch_size}")
-        if self.max_seconds <= 0:
-            raise ValueError(f"pop2piano option max_seconds must be above 0, got {self.max_seconds}")
-
-    def variants(self) -> list[Variant]:
-        seeds: list[int | None] = list(self.seeds) if self.sampling else [None]
-        return [Variant(arranger, seed) for arranger in self.arrangers for seed in seeds]
-
-
-def parse_arrangers(value: str | int | list[int] | tuple[int, ...]) -> list[int]:
+def parse_arrangers(value: Any) -> list[int]:
     """`all`, `3`, `1,3,20` or a list of composer numbers -> sorted unique numbers in 1..21."""
     if isinstance(value, str):
         text = value.strip().lower()
@@ -97,23 +57,59 @@ def parse_arrangers(value: str | int | list[int] | tuple[int, ...]) -> list[int]
         try:
             value = [int(part) for part in text.split(",") if part.strip()]
         except ValueError:
-            raise ValueError(f"pop2piano arrangers must be 'all' or numbers like 1,3,20, got {value!r}") from None
-    elif isinstance(value, int):
+            raise ValueError(f"arrangers must be 'all' or numbers like 1,3,20, got {value!r}") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
         value = [value]
-    numbers = sorted({int(v) for v in value})
-    wrong = [n for n in numbers if n not in ARRANGERS]
-    if not numbers or wrong:
-        raise ValueError(f"pop2piano arrangers are numbers from 1 to 21 (or 'all'), got {list(value)}")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"arrangers must be 'all' or numbers like 1,3,20, got {value!r}")
+    numbers = sorted(set(value))
+    if not numbers or any(n not in ARRANGERS for n in numbers):
+        raise ValueError(f"arrangers are numbers from 1 to 21 (or 'all'), got {list(value)}")
     return numbers
 
 
-def parse_options(options: dict[str, Any] | None) -> Pop2PianoOptions:
-    """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
-    return generator.parse_options(NAME, Pop2PianoOptions, options)
+class Pop2PianoOptions(ModelOptions):
+    model: str = DEFAULT_MODEL  # a Hugging Face hub id or a local folder (from save_pretrained)
+    revision: str | None = None  # a hub branch, tag or commit
+    device: Device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    dtype: Dtype = "float32"  # on CUDA also float16 / bfloat16; the CPU always runs float32
+    # "all", or composer numbers 1..21 like the CLI fork's -c 1,3,20 (also a YAML list or one number)
+    arrangers: Annotated[list[int], BeforeValidator(parse_arrangers)] = "all"  # type: ignore[assignment]
+    seeds: list[int] = [0, 1]
+    sampling: bool = True  # False: greedy decoding, one cover per arranger (seeds ignored)
+    temperature: float = Field(1.0, gt=0.0)
+    top_k: int = Field(0, ge=0)  # 0: no top-k cut
+    top_p: float = Field(0.95, gt=0.0, le=1.0)  # 1.0: no nucleus cut
+    max_new_tokens: int = Field(256, ge=1)  # per two-bar segment
+    batch_size: int = Field(0, ge=0)  # sequences (segments) per generate call, halved on out-of-memory; 0 = per device
+    steps_per_beat: int = Field(2, ge=1)
+    max_seconds: float = Field(900.0, gt=0.0)  # longer songs are refused before beat tracking (time and memory)
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = every core this process may use
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must not repeat, got {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _seeds_when_sampling(self) -> Pop2PianoOptions:
+        if self.sampling and not self.seeds:
+            raise ValueError("seeds must list at least one seed when sampling (or set sampling: false)")
+        return self
+
+    def variants(self) -> list[Variant]:
+        seeds: list[int | None] = list(self.seeds) if self.sampling else [None]
+        return [Variant(arranger, seed) for arranger in self.arrangers for seed in seeds]
 
 
-def variants(options: dict[str, Any] | None = None) -> list[Variant]:
-    return parse_options(options).variants()
+Options = Pop2PianoOptions  # the name the generator contract asks for (models/generator.py)
+
+
+def variants(options: Pop2PianoOptions) -> list[Variant]:
+    """The covers these options ask for, one per arranger x seed (the contract's `variants`)."""
+    return Pop2PianoOptions.coerce(options).variants()
 
 
 def missing_model_message(model: str, offline: bool | None = None) -> str:
@@ -306,5 +302,15 @@ def track_beats(samples) -> tuple[float, Any]:
     return float(bpm), beat_times
 
 
-def load(options: dict[str, Any] | None = None) -> Pop2PianoGenerator:
-    return Pop2PianoGenerator(parse_options(options))
+def load(options: Pop2PianoOptions | Mapping[str, Any] | None = None) -> Pop2PianoGenerator:
+    """The contract's `load` (a mapping is validated first, for callers outside config)."""
+    return Pop2PianoGenerator(Pop2PianoOptions.coerce(options))
+
+
+def check(options: Pop2PianoOptions) -> Readiness:
+    """Its weights are not shipped: look for them where from_pretrained will, without loading."""
+    transformers = f"transformers {importlib.metadata.version('transformers')}"
+    found = find_model_files(options.model, options.revision)
+    if found is None:
+        return Readiness(False, f"{transformers}; model {options.model} not found", missing_model_message(options.model))
+    return Readiness(True, f"{transformers}; model in {found}")

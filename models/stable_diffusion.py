@@ -9,18 +9,20 @@ the caller decides what to do with flagged ones (never publish them).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from covermill.models import generator, hub
+from pydantic import AfterValidator, Field, field_validator
+
+from covermill.models import hub
 from covermill.models.batching import run_in_batches
-from covermill.models.device import Hold, check_device_options, resolve_device, resolve_dtype, usable_cores
-from covermill.models.generator import ModelMissing
+from covermill.models.device import Hold, resolve_device, resolve_dtype, usable_cores
+from covermill.models.errors import ModelMissing
+from covermill.models.options import Device, Dtype, ModelOptions
 
 NAME = "stable-diffusion"
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -30,40 +32,37 @@ AUTO_BATCH = {"cpu": 1, "cuda": 4}  # images per pipeline call when config leave
 ImageCheck = Callable[[Any, int], "str | None"]
 
 
-@dataclass(frozen=True)
-class StableDiffusionOptions:
+def _size(value: int) -> int:
+    if value < 64 or value % 8:
+        raise ValueError(f"must be a multiple of 8 from 64 up, got {value}")
+    return value
+
+
+class StableDiffusionOptions(ModelOptions):
+    """thumbnail.stable_diffusion in config.yaml (Stable Diffusion paints thumbnails; it is not a generator)."""
+
     model: str = DEFAULT_MODEL  # a Hugging Face hub id or a local folder (from save_pretrained)
     revision: str | None = None
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    dtype: str = "float16"  # on CUDA; the CPU always runs float32
+    device: Device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    dtype: Dtype = "float16"  # on CUDA; the CPU always runs float32
     scheduler: str | None = None  # a diffusers scheduler class, e.g. DPMSolverMultistepScheduler; null: the model's
-    steps: int = 25
+    steps: int = Field(25, ge=1)
     guidance: float = 7.5
-    width: int = 768  # 16:9 near Stable Diffusion 1.5's 512x512 training size; multiples of 8
-    height: int = 432
-    batch_size: int = 0  # images per call, halved on out-of-memory; 0 = 1 on a CPU, 4 on a GPU
-    threads: int = 0  # torch CPU threads; 0 = every core this process may use
+    # 16:9 near Stable Diffusion 1.5's 512x512 training size; multiples of 8
+    width: Annotated[int, AfterValidator(_size)] = 768
+    height: Annotated[int, AfterValidator(_size)] = 432
+    batch_size: int = Field(0, ge=0)  # images per call, halved on out-of-memory; 0 = 1 on a CPU, 4 on a GPU
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = every core this process may use
 
-    def __post_init__(self) -> None:
-        check_device_options(NAME, self.device, self.dtype)
-        if self.steps < 1:
-            raise ValueError(f"stable-diffusion option steps must be at least 1, got {self.steps}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if value < 64 or value % 8:
-                raise ValueError(f"stable-diffusion option {name} must be a multiple of 8 from 64 up, got {value}")
-        if self.batch_size < 0:
-            raise ValueError(f"stable-diffusion option batch_size must be 0 (chosen per device) or more, got {self.batch_size}")
-        if self.scheduler is not None:
-            import diffusers
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, scheduler: str | None) -> str | None:
+        if scheduler is not None:
+            import diffusers  # only when one is named: importing diffusers takes seconds
 
-            if not self.scheduler.endswith("Scheduler") or not hasattr(diffusers, self.scheduler):
-                raise ValueError(f"stable-diffusion option scheduler must name a diffusers scheduler such as "
-                                 f"DPMSolverMultistepScheduler, got {self.scheduler!r}")
-
-
-def parse_options(options: dict[str, Any] | None) -> StableDiffusionOptions:
-    return generator.parse_options(NAME, StableDiffusionOptions, options)
+            if not scheduler.endswith("Scheduler") or not hasattr(diffusers, scheduler):
+                raise ValueError(f"must name a diffusers scheduler such as DPMSolverMultistepScheduler, got {scheduler!r}")
+        return scheduler
 
 
 def missing_model_message(model: str, offline: bool | None = None) -> str:
@@ -153,22 +152,26 @@ class ThumbnailPainter:
         tried: list[Drawn] = []
         while len(tried) < len(seeds) and (not until_safe or all(d.flagged for d in tried)):
             chunk = seeds[len(tried): len(tried) + self.batch_size]
-            drawn, self.batch_size = run_in_batches(len(chunk), self.batch_size, lambda a, b: run(chunk[a:b]), on_halve=halved)
+            # chunk bound as a default: the call never sees a later iteration's chunk
+            drawn, self.batch_size = run_in_batches(len(chunk), self.batch_size, lambda a, b, chunk=chunk: run(chunk[a:b]),
+                                                    on_halve=halved)
             tried += drawn
         return tried
 
 
-def load(options: dict[str, Any] | None = None) -> ThumbnailPainter:
-    return ThumbnailPainter(parse_options(options))
+def load(options: StableDiffusionOptions | Mapping[str, Any] | None = None) -> ThumbnailPainter:
+    """A painter for these options (a mapping is validated; a bad option raises ValidationError)."""
+    return ThumbnailPainter(StableDiffusionOptions.coerce(options))
 
 
 _painters: dict[str, ThumbnailPainter] = {}
 
 
-def load_cached(options: dict[str, Any] | None = None) -> ThumbnailPainter:
+def load_cached(options: StableDiffusionOptions | Mapping[str, Any] | None = None) -> ThumbnailPainter:
     """One painter per process for each distinct set of options (the pipeline itself is shared
     between them), so a batch size halved after an out-of-memory stays halved."""
-    key = json.dumps(options or {}, sort_keys=True)
+    options = StableDiffusionOptions.coerce(options)
+    key = options.model_dump_json()
     if key not in _painters:
         _painters[key] = load(options)
     return _painters[key]

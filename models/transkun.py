@@ -9,21 +9,24 @@ only while the model is constructed.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.resources
 import math
 import sys
 import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from covermill.models.audio import read_audio
-from covermill.models.device import check_device_options, resolve_device, usable_cores
-from covermill.models import generator
+from covermill.models.device import resolve_device, usable_cores
+from covermill.models.generator import Readiness
 from covermill.models.notes import Note, sort_notes
+from covermill.models.options import Device, ModelOptions
 
 NAME = "transkun"
 WEIGHTS = "2.0.pt"
@@ -31,25 +34,15 @@ CONFIG = "2.0.conf"
 WINDOW_SECONDS = 16.0  # segmentSizeInSecond in 2.0.conf
 
 
-@dataclass(frozen=True)
-class TranskunOptions:
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    threads: int = 0  # torch CPU threads; 0 = every core this process may use
+class TranskunOptions(ModelOptions):
+    device: Device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = every core this process may use
     # transkun reads 16 s windows every 8 s (its own setting, used when 0). A longer hop is faster
     # (12 s: ~40% less time) but loses notes at window edges (F1 0.88 against the 8 s hop, measured).
-    hop_seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_device_options(NAME, self.device)
-        if self.threads < 0:
-            raise ValueError(f"transkun option threads must be 0 (all cores) or more, got {self.threads}")
-        if not 0 <= self.hop_seconds <= WINDOW_SECONDS:
-            raise ValueError(f"transkun option hop_seconds must lie between 0 (its own 8 s) and the {WINDOW_SECONDS:g} s window, got {self.hop_seconds}")
+    hop_seconds: float = Field(0.0, ge=0.0, le=WINDOW_SECONDS)
 
 
-def parse_options(options: dict[str, Any] | None) -> TranskunOptions:
-    """Options from config.yaml, with one clear error for a misspelt or out-of-range one."""
-    return generator.parse_options(NAME, TranskunOptions, options)
+Options = TranskunOptions  # the name the generator contract asks for (models/generator.py)
 
 
 def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int,
@@ -150,5 +143,18 @@ class TranskunGenerator:
         return sort_notes(notes)
 
 
-def load(options: dict[str, Any] | None = None) -> TranskunGenerator:
-    return TranskunGenerator(parse_options(options))
+def load(options: TranskunOptions | Mapping[str, Any] | None = None) -> TranskunGenerator:
+    """The contract's `load` (a mapping is validated first, for callers outside config)."""
+    return TranskunGenerator(TranskunOptions.coerce(options))
+
+
+def check(options: TranskunOptions) -> Readiness:
+    """The 2.0 weights shipped in transkun's wheel are on disk (found, not loaded: torch is slow to import)."""
+    try:
+        weights = weights_path()
+    except ModuleNotFoundError as exc:
+        return Readiness(False, f"cannot load ({exc})")
+    if not weights.exists():
+        return Readiness(False, f"weights missing at {weights}")
+    size = f"{weights.stat().st_size / 1e6:.0f} MB"
+    return Readiness(True, f"transkun {importlib.metadata.version('transkun')}; {weights.name} ({size})")

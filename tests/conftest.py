@@ -1,12 +1,15 @@
-"""Shared test data: short clips cut from real recordings (Debian's planetblupi-music-ogg)."""
+"""Shared test data: short clips cut from real recordings (Debian's planetblupi-music-ogg); the
+Prefect servers the tests use; the markers that keep the quick loop quick (`make check`)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,65 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="covermill-prefect
 os.environ.pop("PREFECT_API_URL", None)
 
 MUSIC_DIR = Path(os.environ.get("COVERMILL_TEST_MUSIC", "/usr/share/planetblupi/music"))
+
+SERVER_FIXTURES = {"prefect_server", "prefect_api"}
+
+
+def _names_in(function) -> set[str]:
+    """Every global, attribute and imported name the code of `function` (nested functions
+    included) refers to."""
+    code = getattr(inspect.unwrap(getattr(function, "__func__", function)), "__code__", None)
+    names: set[str] = set()
+    stack = [code] if code else []
+    while stack:
+        code = stack.pop()
+        names.update(code.co_names)
+        stack.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
+    return names
+
+
+def _uses_the_browser(item: pytest.Item) -> bool:
+    """Whether the test, or a fixture it uses, calls tests/browser.py (imported at the top of the
+    module or inside the function)."""
+    import browser
+
+    helpers = {name for name, value in vars(browser).items()
+               if inspect.isfunction(value) and value.__module__ == "browser" and not name.startswith("_")}
+    info = getattr(item, "_fixtureinfo", None)
+    functions = [getattr(item, "obj", None)]
+    functions += [d.func for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]
+    for function in functions:
+        names = _names_in(function) if function is not None else set()
+        scope = getattr(inspect.unwrap(getattr(function, "__func__", function)), "__globals__", {})
+        if any(getattr(scope.get(name), "__module__", None) == "browser" for name in names & helpers):
+            return True
+        if "browser" in names and names & helpers:
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    """A safety net under the modules' own marks: a test that uses a Prefect server fixture (itself
+    or through another fixture) is `server`; one that drives the real browser is `browser`."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("server"):
+            item.add_marker(pytest.mark.server)
+        if not item.get_closest_marker("browser") and _uses_the_browser(item):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _away_from_the_users_config(tmp_path_factory):
+    """Run every test from an empty folder: `load_config(None)`, the CLI without --config and the
+    processes tests start read ./config.yaml when it exists, and a user's edited copy must neither
+    break nor change a test. Tests give their settings with --config, or get the models' defaults."""
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 # (recording, start second): stretches with the full band playing, checked by ear and by level.
 CLIPS = {
@@ -120,7 +182,7 @@ def prefect_api(tmp_path_factory):
     server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
-    while True:
+    while True:  # a readiness probe with its own loop; tests talk to the API with helpers.prefect_http
         try:
             if httpx.get(f"{api}/health", timeout=2).status_code == 200:
                 break

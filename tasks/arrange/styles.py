@@ -6,7 +6,7 @@ to cymbal overtones. A *step* is a pure function `notes -> notes` with validated
 whose steps are all deterministic makes one candidate; one with a random step (humanise) makes one
 candidate per seed. The same notes, steps and seed always give the same notes back.
 
-The steps themselves are in arrange_steps.py; this module only names, validates and runs them.
+The steps themselves are in steps.py; this module only names, validates and runs them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The one exception type a user should ever see: a sentence, not a traceback."""
+"""Every error covermill raises on purpose, in one place.
+
+CovermillError is the one type a user should ever see: a sentence, not a traceback. Its
+subclasses name outcomes the flows treat apart (a song every candidate failed, a day YouTube
+closed). The upload's two internal signals live here too, so that no module invents its own.
+"""
 
 
 class CovermillError(Exception):
@@ -8,3 +13,26 @@ class CovermillError(Exception):
     a typo in config.yaml). The CLI prints the message alone; `--debug` shows the traceback.
     Prefect does not retry it: a bad input stays bad.
     """
+
+
+class EveryCandidateRejected(CovermillError):
+    """No candidate passed the ranking: the song is settled (nothing to publish), not a failure to retry."""
+
+
+class DailyLimitReached(CovermillError):
+    """YouTube will take no more today. Not a failure of the song: it waits for tomorrow's quota.
+    (A CovermillError so that Prefect does not retry it; the publish flow catches it first.)"""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class SessionGone(Exception):
+    """The upload server no longer knows a resumable session (expired after about a week, or never
+    completed): the upload starts a new one. Internal, never shown to a user."""
+
+
+class UploadGaveUp(Exception):
+    """The upload failed `retries` times in a row without progress. Internal: the upload stage
+    turns it into a sentence."""

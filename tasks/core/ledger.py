@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 
 from covermill.tasks.core.records import Candidate, Generated, Ranking, Song, Upload
@@ -49,7 +50,19 @@ CREATE TABLE IF NOT EXISTS playlists (
 );
 """
 
-DONE, FAILED, RUNNING, SKIPPED, REJECTED = "done", "failed", "running", "skipped", "rejected"
+
+
+class State(StrEnum):
+    """Where a stage of a song stands (and how a playlist entry ended: done, rejected or failed).
+
+    Stored as its text, so the ledger file reads the same as before the enum existed."""
+
+    DONE = "done"
+    FAILED = "failed"
+    RUNNING = "running"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
 GENERATOR_STAGE = "generate:"  # + a generator's name: how that generator fared on the song
 APPROVAL_STAGE = "approval"  # upload.approval: a person's answer; only an approved song joins the publishing queue
 THUMBNAIL_ART_STAGE = "thumbnail:art"  # detail: where the picture came from, or why it is the fallback
@@ -93,7 +106,7 @@ class Ledger:
             rows = db.execute("SELECT data FROM songs ORDER BY created").fetchall()
         return [Song.model_validate_json(r[0]) for r in rows]
 
-    def mark(self, song_id: str, stage: str, state: str, detail: str = "", seconds: float | None = None) -> None:
+    def mark(self, song_id: str, stage: str, state: State, detail: str = "", seconds: float | None = None) -> None:
         """Set a stage's state; `seconds` is the wall time it took (kept for the bench and the gallery)."""
         with self._connect() as db:
             db.execute(
@@ -103,29 +116,29 @@ class Ledger:
                 (song_id, stage, state, detail, seconds, time.time()),
             )
 
-    def stage(self, song_id: str, stage: str) -> tuple[str, str] | None:
+    def stage_state(self, song_id: str, stage: str) -> tuple[State, str] | None:
         """(state, detail) of one stage of one song, or None when it never started."""
         with self._connect() as db:
             row = db.execute("SELECT state, detail FROM stages WHERE song_id = ? AND stage = ?", (song_id, stage)).fetchone()
-        return (row[0], row[1]) if row else None
+        return (State(row[0]), row[1]) if row else None
 
-    def stages(self, song_id: str) -> dict[str, str]:
+    def stages(self, song_id: str) -> dict[str, State]:
         with self._connect() as db:
             rows = db.execute("SELECT stage, state FROM stages WHERE song_id = ?", (song_id,)).fetchall()
-        return dict(rows)
+        return {stage: State(state) for stage, state in rows}
 
     def stage_seconds(self, song_id: str) -> dict[str, float]:
         """Wall seconds of each finished stage of one song, in the order they finished."""
         with self._connect() as db:
             rows = db.execute(
                 "SELECT stage, seconds FROM stages WHERE song_id = ? AND state = ? AND seconds IS NOT NULL ORDER BY updated",
-                (song_id, DONE),
+                (song_id, State.DONE),
             ).fetchall()
         return dict(rows)
 
     def is_done(self, song_id: str, stage: str) -> bool:
-        found = self.stage(song_id, stage)
-        return found is not None and found[0] == DONE
+        found = self.stage_state(song_id, stage)
+        return found is not None and found[0] == State.DONE
 
     def record_candidates(self, song_id: str, candidates: list[Candidate]) -> None:
         with self._connect() as db:
@@ -140,18 +153,18 @@ class Ledger:
         self.record_candidates(song_id, generated.candidates)
         for name in generators:
             if name in generated.skipped:
-                self.mark(song_id, GENERATOR_STAGE + name, SKIPPED, generated.skipped[name])
+                self.mark(song_id, GENERATOR_STAGE + name, State.SKIPPED, generated.skipped[name])
             else:
-                self.mark(song_id, GENERATOR_STAGE + name, DONE)
+                self.mark(song_id, GENERATOR_STAGE + name, State.DONE)
 
     def record_thumbnail_art(self, song_id: str, info: Path) -> None:
         """From thumbnail.json: done with Stable Diffusion's seed, or skipped with the fallback's reason."""
         art = json.loads(Path(info).read_text(encoding="utf-8")) if Path(info).exists() else {}
         if art.get("reason"):
-            self.mark(song_id, THUMBNAIL_ART_STAGE, SKIPPED, f"procedural art: {art['reason']}")
+            self.mark(song_id, THUMBNAIL_ART_STAGE, State.SKIPPED, f"procedural art: {art['reason']}")
         else:
             seed = f" seed {art['seed']}" if art.get("seed") is not None else ""
-            self.mark(song_id, THUMBNAIL_ART_STAGE, DONE, f"{art.get('art', 'unknown')}{seed}")
+            self.mark(song_id, THUMBNAIL_ART_STAGE, State.DONE, f"{art.get('art', 'unknown')}{seed}")
 
     def generator_outcomes(self, song_id: str) -> dict[str, tuple[str, str]]:
         """generator -> (state, reason) for the song's last generate stage."""
@@ -236,20 +249,20 @@ class Ledger:
             db.execute("DELETE FROM playlists WHERE title = ?", (title,))
 
     # --- the nightly run's archive: which playlist entries are settled ---------------------------
-    def entry(self, source: str) -> tuple[str, str, int] | None:
+    def entry(self, source: str) -> tuple[State, str, int] | None:
         """(state, detail, failed attempts) of a playlist entry, or None when never tried."""
         with self._connect() as db:
             row = db.execute("SELECT state, detail, attempts FROM playlist_entries WHERE source = ?", (source,)).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+        return (State(row[0]), row[1], row[2]) if row else None
 
     def entries(self) -> list[tuple[str, str, str, str, int]]:
         """Every playlist entry tried: (source, song id or '', state, detail, failed attempts), newest first."""
         with self._connect() as db:
             return db.execute("SELECT source, song_id, state, detail, attempts FROM playlist_entries ORDER BY updated DESC").fetchall()
 
-    def record_entry(self, source: str, state: str, detail: str = "", song_id: str = "") -> None:
+    def record_entry(self, source: str, state: State, detail: str = "", song_id: str = "") -> None:
         """done (video made), rejected (no candidate passed the ranking) or failed (counted, retried later)."""
-        failed = 1 if state == FAILED else 0
+        failed = 1 if state == State.FAILED else 0
         with self._connect() as db:
             db.execute(
                 "INSERT INTO playlist_entries (source, song_id, state, detail, attempts, updated) VALUES (?, ?, ?, ?, ?, ?) "

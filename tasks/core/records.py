@@ -94,3 +94,46 @@ class Upload(Record):
     publish_at: str | None = None
     thumbnail_set: bool = False
     playlist_item: str | None = None
+
+
+# --- what the flows return: one record per flow, so callers read fields rather than dict keys ----
+
+class CoverResult(Record):
+    """What cover_song made of one song."""
+
+    song_id: str
+    title: str
+    folder: Path
+    video: Path
+    winner_midi: Path
+    ranking: Path
+    review_page: Path
+    pick: str  # the winning candidate's id (a person's pick when upload.approval asked one)
+    candidates: int
+    approved: bool = True  # False: a person rejected it, or nobody answered; it stays out of the queue
+    published: str | None = None  # the YouTube video id, when this run uploaded the song
+
+
+class PublishResult(Record):
+    """What one publishing pass did with today's share of the queue."""
+
+    day: str  # the Pacific quota day
+    waiting: int  # videos in the queue when the pass began
+    planned: list[str]  # song ids today's budget takes, best first
+    published: dict[str, str] = {}  # song id -> video id
+    failed: dict[str, str] = {}  # song id -> reason (retried on the next run)
+    stopped: str | None = None  # YouTube's reason when it closed the day
+    dry_run: bool
+
+
+class NightlyResult(Record):
+    """A night over a playlist: each entry's outcome (source -> one line), then the publishing pass."""
+
+    playlist: str
+    done: dict[str, str] = {}
+    rejected: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    settled: dict[str, str] = {}  # done or given up on an earlier night: not tried
+    deferred: dict[str, str] = {}  # over tonight's limits, or still on a worker: tried another night
+    publish: PublishResult | None = None
+    publish_error: str | None = None  # why the publishing pass did not run

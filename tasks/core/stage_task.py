@@ -20,7 +20,7 @@ def _retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(state.data, CovermillError)
 
 
-def stage(name: str, retries: int = 2, retry_delay_seconds: float = 2.0):
+def stage_task(name: str, retries: int = 2, retry_delay_seconds: float = 2.0):
     """Decorator turning a thin wrapper over a pure function into a retriable Prefect task."""
     return task(
         name=name,

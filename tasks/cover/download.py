@@ -20,7 +20,8 @@ from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder, song_id_for
 from covermill.tasks.core.records import Song
 from covermill.tasks.core.settings import Settings
-from covermill.tasks.core.stage_task import stage, stage_logger
+from covermill.tasks.core.stage_task import stage_logger, stage_task
+from covermill.tasks.core.urls import is_url
 
 AUDIO_SUFFIXES = {".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm", ".mka"}
 
@@ -48,10 +49,6 @@ class SourceInfo:
     @property
     def song_id(self) -> str:
         return song_id_for(self.source_id)
-
-
-def is_url(source: str) -> bool:
-    return source.lower().startswith(("http://", "https://"))
 
 
 def expand_sources(sources: list[str]) -> list[str]:
@@ -211,7 +208,7 @@ def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Son
     )
 
 
-@stage("download", retries=1)
+@stage_task("download", retries=1)
 def download(source: str, out_dir: Path, settings: DownloadSettings) -> Song:
     song = download_song(source, out_dir, settings)
     stage_logger("download").info("download: %r by %r, %.1f s -> %s", song.title, song.artist or "unknown", song.duration, song.original)

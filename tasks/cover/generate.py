@@ -13,95 +13,117 @@ song (Pop2Piano without a beat grid) is skipped with its reason; the others go o
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.util
-import pkgutil
-import re
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
-import covermill.models
-from covermill.models.batching import OutOfMemory
+from covermill.models import registry
 from covermill.models.device import Hold
-from covermill.models.generator import (ModelMissing, SongNotSupported, UnknownGenerator, Variant, cover_variants,
-                                        load_generator, module_name)
+from covermill.models.errors import BrokenGenerator, ModelMissing, OutOfMemory, SongNotSupported, UnknownGenerator
+from covermill.models.generator import Variant, cover_variants, generator_options, load_generator
 from covermill.models.notes import Note
+from covermill.models.options import ModelOptions
 from covermill.tasks.arrange.styles import ArrangeSettings
 from covermill.tasks.arrange.styles import arrange as arrange_notes
 from covermill.tasks.core.errors import CovermillError
-from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.gpu_slot import GpuSettings
+from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import read_midi, write_midi
 from covermill.tasks.core.records import Candidate, Generated, Song
 from covermill.tasks.core.run_artifacts import progress_bar
 from covermill.tasks.core.settings import Settings
-from covermill.tasks.core.stage_task import stage, stage_logger
-
-
-# A generator module has a top-level `load` and a class with a `transcribe` (or `cover`) method.
-# Matched in the source text: the ast module of CPython 3.11 is not safe to use while another
-# thread parses too (Prefect's workers do), and it raised "AST constructor recursion depth mismatch".
-_TOP_LEVEL_LOAD = re.compile(r"^def load\(", re.MULTILINE)
-_MODEL_METHOD = re.compile(r"^    def (?:transcribe|cover)\(self\b", re.MULTILINE)
-
-
-@functools.lru_cache(maxsize=1)
-def _generator_modules() -> tuple[str, ...]:
-    names = []
-    for info in pkgutil.iter_modules(covermill.models.__path__):
-        spec = importlib.util.find_spec(f"covermill.models.{info.name}")
-        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-            continue
-        source = Path(spec.origin).read_text(encoding="utf-8")
-        if _TOP_LEVEL_LOAD.search(source) and _MODEL_METHOD.search(source):
-            names.append(info.name.replace("_", "-"))
-    return tuple(sorted(names))
+from covermill.tasks.core.stage_task import stage_logger, stage_task
 
 
 def known_generators() -> list[str]:
-    """Names of the generator modules in covermill.models, read from their source rather than
-    imported, so that listing them loads no model library."""
-    return list(_generator_modules())
+    """The generators installed here: the `covermill.generators` entry-point group, read from
+    metadata without importing any model library (models/registry.py)."""
+    return registry.names()
+
+
+# pydantic-core's own error types; any other type is a PydanticCustomError a generator raised.
+_BUILT_IN_ERRORS = frozenset(get_args(ErrorType))
+
+
+def _with_prefix(error: ValidationError, *prefix: str) -> ValidationError:
+    """`error` with `prefix` put before every location, so that an option's error names its
+    generator (pydantic then adds the field: generate.options.<generator>.<option>)."""
+    details: list[InitErrorDetails] = []
+    for line in error.errors(include_url=False):
+        kind = line["type"]
+        if kind not in _BUILT_IN_ERRORS:  # rebuilt from its rendered words, which are kept as they are
+            kind = PydanticCustomError(kind, line["msg"], line.get("ctx"))
+        detail = InitErrorDetails(type=kind, loc=(*prefix, *line["loc"]), input=line["input"])
+        if "ctx" in line:
+            detail["ctx"] = line["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(error.title, details)
 
 
 class GenerateSettings(Settings):
     generators: list[str] = Field(default_factory=lambda: ["basic-pitch"])
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # generator -> options for its load()
+    # generator -> its Options (validated by that generator's pydantic model); absent: its defaults
+    options: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _generators_exist(self) -> GenerateSettings:
-        if not self.generators:
+    @field_validator("generators")
+    @classmethod
+    def _generators_exist(cls, generators: list[str]) -> list[str]:
+        if not generators:
             raise ValueError("at least one generator is needed, e.g. basic-pitch")
-        if len(set(self.generators)) != len(self.generators):
-            raise ValueError(f"each generator may be listed once, got {self.generators}")
-        known = known_generators()
-        for name in [*self.generators, *self.options]:
-            if name not in known:
-                raise ValueError(f"unknown generator {name!r}; known generators: {', '.join(known)}")
-        for name, options in self.options.items():
-            check = getattr(importlib.import_module(module_name(name)), "parse_options", None)
-            if check is not None:
-                check(options)  # a ValueError naming the bad option
-        return self
+        if len(set(generators)) != len(generators):
+            raise ValueError(f"each generator may be listed once, got {generators}")
+        for name in generators:
+            try:
+                registry.options_model(name)  # imports its module (not its model library) and checks the contract
+            except BrokenGenerator as exc:  # UnknownGenerator is a ValueError already, listing the known ones
+                raise ValueError(str(exc)) from None
+        return generators
 
-    def options_for(self, generator: str) -> dict[str, Any]:
-        return dict(self.options.get(generator, {}))
+    @field_validator("options")
+    @classmethod
+    def _options_valid(cls, options: dict[str, Any]) -> dict[str, ModelOptions]:
+        """Each generator's options through its own model; an error keeps its full path."""
+        parsed = {}
+        for name, given in options.items():
+            try:
+                parsed[name] = generator_options(name, given)
+            except ValidationError as exc:
+                raise _with_prefix(exc, name) from None
+            except (UnknownGenerator, BrokenGenerator) as exc:
+                raise ValidationError.from_exception_data("options", [InitErrorDetails(
+                    type="value_error", loc=(name,), input=given, ctx={"error": ValueError(str(exc))})]) from None
+        return parsed
+
+    def options_for(self, generator: str) -> ModelOptions:
+        """The generator's validated options: config's, or its defaults when config gives none."""
+        return self.options[generator] if generator in self.options else generator_options(generator)
+
+    @classmethod
+    def nested_model(cls, field: str, key: str) -> type[BaseModel] | None:
+        """The model that validates `field`[`key`] (a generator's Options for options.<name>), so
+        flows/config.py can list the options known there when one is misspelt."""
+        if field != "options":
+            return None
+        try:
+            return registry.options_model(key)
+        except (UnknownGenerator, BrokenGenerator):
+            return None
 
 
 NO_NOTES = "it found no notes"
 
 
-def _load(generator: str, options: dict[str, Any]) -> Any:
+def _load(generator: str, options: ModelOptions | None) -> Any:
     try:
         return load_generator(generator, options)
     except UnknownGenerator:
         raise CovermillError(f"unknown generator {generator!r}; use one of {', '.join(known_generators())}.") from None
-    except ModelMissing as exc:
+    except (ModelMissing, BrokenGenerator) as exc:
         raise CovermillError(str(exc)) from None
 
 
@@ -109,7 +131,7 @@ def _held(model: Any, hold: Hold | None) -> Hold | None:
     return hold if getattr(model, "holds_gpu_slot", False) else None
 
 
-def transcribe_song(song: Song, folder: SongFolder, generator: str, options: dict[str, Any] | None = None,
+def transcribe_song(song: Song, folder: SongFolder, generator: str, options: ModelOptions | None = None,
                     hold: Hold | None = None) -> list[Note]:
     """The generator's notes for the song, transcribed once: later calls read the saved MIDI.
 
@@ -118,7 +140,7 @@ def transcribe_song(song: Song, folder: SongFolder, generator: str, options: dic
     """
     path = folder.transcription(generator)
     if not path.exists():
-        model = _load(generator, dict(options or {}))
+        model = _load(generator, options)
         with (_held(model, hold) or nullcontext)():
             notes = model.transcribe(Path(song.audio))
         write_midi(notes, path)
@@ -133,7 +155,7 @@ def cover_candidate_id(generator: str, variant: Variant) -> str:
     return candidate_id(generator, f"a{variant.arranger:02d}", variant.seed)
 
 
-def arranged_candidates(song: Song, folder: SongFolder, generator: str, options: dict[str, Any],
+def arranged_candidates(song: Song, folder: SongFolder, generator: str, options: ModelOptions,
                         arrange: ArrangeSettings, hold: Hold | None = None,
                         report: Callable[[float], None] = lambda _: None) -> list[Candidate]:
     """A transcriber's candidates: its transcription arranged in every style x seed (`report`
@@ -168,7 +190,7 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     return candidates
 
 
-def model_covers(song: Song, folder: SongFolder, generator: str, options: dict[str, Any],
+def model_covers(song: Song, folder: SongFolder, generator: str, options: ModelOptions,
                  variants: list[Variant], hold: Hold | None = None) -> list[Candidate]:
     """A cover model's candidates: one per arranger x seed, the missing ones made in one call."""
     log = stage_logger("generate")
@@ -231,7 +253,7 @@ def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, 
     return Generated(candidates=candidates, skipped=skipped)
 
 
-@stage("generate")
+@stage_task("generate")
 def generate_candidates(song: Song, out_dir: Path, generate: GenerateSettings, arrange: ArrangeSettings,
                         gpu: GpuSettings) -> Generated:
     """Prefect task: the song's candidate MIDIs in its folder under `out_dir`; torch model calls

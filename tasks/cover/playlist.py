@@ -1,4 +1,4 @@
-"""Playlists for the nightly run: what songs a playlist holds, and the nightly limits.
+"""Playlists for the nightly run: what songs a playlist holds.
 
 A playlist is a web playlist yt-dlp can read (YouTube, an RSS feed, ...), read with flat
 extraction so nothing is downloaded to list it; a folder of audio files; or a text file with one
@@ -12,36 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
-
-from covermill.tasks.cover.download import DownloadSettings, expand_sources, is_url, ytdlp_failure, ytdlp_options
 from covermill.tasks.core.errors import CovermillError
-from covermill.tasks.core.settings import Settings, iana_zone
+from covermill.tasks.core.urls import is_url
+from covermill.tasks.cover.download import DownloadSettings, expand_sources, ytdlp_failure, ytdlp_options
 
 PLAYLIST_FILE_SUFFIXES = {".txt", ".list", ".m3u", ".m3u8"}
-
-
-class NightlySettings(Settings):
-    playlist: str | None = None  # a playlist URL, a folder of audio files, or a text file of URLs/paths
-    max_songs: int = Field(10, ge=1)  # new songs started per night
-    max_minutes: float = Field(360.0, gt=0)  # no new song starts after this long
-    max_attempts: int = Field(3, ge=1)  # a song that failed on this many nights is left alone (reason kept)
-    fan_out: bool = False  # each song a run of the cover-song deployment, shared by a work pool's workers
-    cron: str = "0 2 * * *"  # when the nightly deployment runs (`covermill serve` / `covermill deploy`)
-    timezone: str = "UTC"  # the cron's zone, an IANA name such as Europe/Paris
-
-    _known_zone = field_validator("timezone")(staticmethod(iana_zone))
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, cron: str) -> str:
-        from prefect.client.schemas.schedules import CronSchedule
-
-        try:
-            CronSchedule(cron=cron)
-        except ValueError:
-            raise ValueError(f"{cron!r} is not a cron expression; five fields, e.g. '0 2 * * *' for 02:00 every day") from None
-        return cron
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from covermill.tasks.core.audio import SAMPLE_RATE, write_audio
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import read_midi
-from covermill.tasks.rank.qmax import PROTOCOL
 from covermill.tasks.core.records import Candidate, Song
 from covermill.tasks.core.settings import Settings
-from covermill.tasks.core.stage_task import stage, stage_logger
+from covermill.tasks.core.stage_task import stage_logger, stage_task
+from covermill.tasks.rank.qmax import PROTOCOL
 
 SILENCE = 1e-6  # -120 dBFS: FluidSynth's anti-denormal offset sits near 1e-8, real sound far above
 _DRAIN_BLOCK_SECONDS = 0.05
@@ -182,7 +182,7 @@ def render_winner(midi_path: Path, target_audio: Path, settings: RenderSettings)
     return render_midi(midi_path, target_audio, settings, drop_shorter_than=0.0)
 
 
-@stage("render")
+@stage_task("render")
 def render_candidates(song: Song, candidates: list[Candidate], out_dir: Path, settings: RenderSettings) -> dict[str, Path]:
     """Render each candidate for ranking (notes under the protocol's minimum dropped).
 
@@ -209,7 +209,7 @@ def render_candidates(song: Song, candidates: list[Candidate], out_dir: Path, se
     return audio
 
 
-@stage("render-winner")
+@stage_task("render-winner")
 def render_winner_task(song: Song, winner: Candidate, out_dir: Path, settings: RenderSettings) -> Path:
     """Install the winner's MIDI as the song's winner.mid and render all of it to winner.flac."""
     folder = SongFolder(out_dir, song.id)

@@ -22,11 +22,11 @@ import jinja2
 from pydantic import Field
 
 from covermill.tasks.core.atomic import write_text
-from covermill.tasks.cover.download import is_url
 from covermill.tasks.core.layout import SongFolder, gallery_index, ledger_path
-from covermill.tasks.core.ledger import DONE, FAILED, GENERATOR_STAGE, RUNNING, THUMBNAIL_ART_STAGE, Ledger
+from covermill.tasks.core.ledger import GENERATOR_STAGE, THUMBNAIL_ART_STAGE, Ledger, State
 from covermill.tasks.core.records import Candidate, Ranking, Score, Song
 from covermill.tasks.core.settings import Settings
+from covermill.tasks.core.urls import is_url
 
 # The cover_song flow's order; the upload stage is written by publish.
 FLOW_STAGES = ("download", "generate", "render", "rank", "winner", "thumbnail", THUMBNAIL_ART_STAGE, "video", "upload")
@@ -51,7 +51,7 @@ def song_page_path(out_dir: Path, song_id: str) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    # templating.py's environment is plain text on purpose; HTML needs escaping everywhere.
+    # core/templating.py's environment is plain text on purpose; HTML needs escaping everywhere.
     return jinja2.Environment(
         loader=jinja2.PackageLoader("covermill.templates", "."),
         autoescape=True,
@@ -111,7 +111,7 @@ def _stage_rows(ledger: Ledger, song_id: str) -> list[dict[str, Any]]:
     names += sorted(n for n in states if n not in FLOW_STAGES and not n.startswith(GENERATOR_STAGE))
     rows = []
     for name in names:
-        state, detail = ledger.stage(song_id, name) or (states[name], "")
+        state, detail = ledger.stage_state(song_id, name) or (states[name], "")
         rows.append({"name": name, "state": state, "detail": detail,
                      "seconds": f"{seconds[name]:.1f} s" if name in seconds else ""})
     return rows
@@ -123,10 +123,10 @@ def _upload_status(ledger: Ledger, song_id: str, states: dict[str, str]) -> dict
     if upload is not None and upload.video_id:
         when = f", scheduled for {upload.publish_at}" if upload.publish_at else ""
         return {"kind": "published", "text": f"on YouTube{when}", "url": f"https://youtu.be/{quote(upload.video_id, safe='')}"}
-    if states.get("upload") == FAILED:
-        detail = (ledger.stage(song_id, "upload") or ("", ""))[1]
+    if states.get("upload") == State.FAILED:
+        detail = (ledger.stage_state(song_id, "upload") or ("", ""))[1]
         return {"kind": "failed", "text": f"upload failed: {detail}" if detail else "upload failed", "url": None}
-    if states.get("video") != DONE:
+    if states.get("video") != State.DONE:
         return None
     if upload is not None:
         return {"kind": "queued", "text": "upload started, resumes on the next run", "url": None}
@@ -142,14 +142,14 @@ def song_status(ledger: Ledger, song_id: str) -> dict[str, Any]:
         return {"kind": "rejected", "text": f"rejected: none of its {len(ranking.scores)} candidates passed the ranking", "url": None}
     states = ledger.stages(song_id)
     rows = _stage_rows(ledger, song_id)
-    failed = next((r for r in rows if r["state"] == FAILED and r["name"] != "upload"), None)
+    failed = next((r for r in rows if r["state"] == State.FAILED and r["name"] != "upload"), None)
     if failed is not None:
         reason = f": {failed['detail']}" if failed["detail"] else ""
         return {"kind": "failed", "text": f"failed at {failed['name']}{reason}", "url": None}
     upload = _upload_status(ledger, song_id, states)
     if upload is not None:
         return upload
-    running = next((r["name"] for r in rows if r["state"] == RUNNING), None)
+    running = next((r["name"] for r in rows if r["state"] == State.RUNNING), None)
     return {"kind": "running", "text": f"unfinished: {running}" if running else "in progress", "url": None}
 
 
@@ -279,6 +279,6 @@ def write_gallery(out_dir: Path, settings: GallerySettings | None = None) -> Pat
     known = {song.id for song in songs}
     unfinished = [{"source": source, "reason": detail, "attempts": attempts}
                   for source, song_id, state, detail, attempts in ledger.entries()
-                  if state == FAILED and song_id not in known]
+                  if state == State.FAILED and song_id not in known]
     html = _environment().get_template("gallery_index.html.j2").render(songs=entries, unfinished=unfinished)
     return write_text(index_path(out_dir), html)

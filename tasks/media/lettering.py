@@ -22,8 +22,8 @@ from wand.drawing import Drawing
 from wand.image import Image
 
 from covermill.tasks.core.errors import CovermillError
-from covermill.tasks.media.fonts import CJK_FAMILY, LATIN_FAMILY, font_for, is_cjk, known_font
 from covermill.tasks.core.settings import Settings
+from covermill.tasks.media.fonts import CJK_FAMILY, LATIN_FAMILY, font_for, is_cjk, known_font
 
 ELLIPSIS = "\u2026"
 

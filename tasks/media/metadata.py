@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from covermill.tasks.cover.download import is_url
 from covermill.tasks.core.records import Candidate, Score, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.templating import render_template, template_environment
+from covermill.tasks.core.urls import is_url
 
 TITLE_MAX_CHARS = 100
 DESCRIPTION_MAX_BYTES = 5000

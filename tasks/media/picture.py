@@ -16,10 +16,9 @@ from typing import Any
 from wand.image import Image
 
 from covermill.models import stable_diffusion
-from covermill.models.batching import OutOfMemory
 from covermill.models.device import Hold
-from covermill.models.generator import ModelMissing
-from covermill.models.stable_diffusion import ImageCheck
+from covermill.models.errors import ModelMissing, OutOfMemory
+from covermill.models.stable_diffusion import ImageCheck, StableDiffusionOptions
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.records import Record, Song
 from covermill.tasks.core.stage_task import stage_logger
@@ -62,7 +61,7 @@ def prompts(song: Song, templates_dir: Path | None, prompt_template: str, negati
     return " ".join(prompt.split()), " ".join(negative.split())
 
 
-def paint(song: Song, options: dict[str, Any], seeds: list[int], prompt: str, negative: str,
+def paint(song: Song, options: StableDiffusionOptions, seeds: list[int], prompt: str, negative: str,
           check: ImageCheck | None, hold: Hold | None) -> tuple[Any | None, ThumbnailArt]:
     """(the first safe image or None, what happened)."""
     log = stage_logger("thumbnail")

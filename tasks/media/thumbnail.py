@@ -9,23 +9,22 @@ together, writes a JPEG YouTube accepts, and records where the picture came from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from wand.image import Image
 
-from covermill.models import stable_diffusion
 from covermill.models.device import Hold
+from covermill.models.stable_diffusion import StableDiffusionOptions
 from covermill.tasks.core.atomic import atomic_output, write_json
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.gpu_slot import GpuSettings
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
-from covermill.tasks.core.stage_task import stage, stage_logger
-from covermill.tasks.media.lettering import OverlaySettings, overlay_text
+from covermill.tasks.core.stage_task import stage_logger, stage_task
 from covermill.tasks.media.art import make_background
+from covermill.tasks.media.lettering import OverlaySettings, overlay_text
 from covermill.tasks.media.picture import PROCEDURAL, ThumbnailArt, fill, load_image_check, paint, prompts
-
 
 
 class ThumbnailSettings(OverlaySettings):
@@ -34,18 +33,12 @@ class ThumbnailSettings(OverlaySettings):
     jpeg_quality: int = Field(92, ge=30, le=100)  # the first try; lowered until the file fits max_bytes
     max_bytes: int = Field(2_000_000, gt=0)  # YouTube refuses thumbnails over 2 MB
     generator: Literal["procedural", "stable-diffusion"] = PROCEDURAL
-    stable_diffusion: dict[str, Any] = Field(default_factory=dict)  # options, see models/stable_diffusion.py
+    stable_diffusion: StableDiffusionOptions = StableDiffusionOptions()  # see models/stable_diffusion.py
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3], min_length=1)  # tried in order until one is safe
     prompt_template: str = "thumbnail_prompt.j2"
     negative_prompt_template: str = "thumbnail_negative.j2"
     templates_dir: Path | None = None  # a folder whose templates take precedence over covermill's own
     image_check: str | None = None  # a second safety check, package.module:function(image, seed) -> reason or None
-
-    @field_validator("stable_diffusion")
-    @classmethod
-    def _known_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        stable_diffusion.parse_options(options)  # a ValueError naming the bad option
-        return options
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,4 +93,4 @@ def make_song_thumbnail(song: Song, out_dir: Path, settings: ThumbnailSettings, 
     return make_thumbnail(song, SongFolder(out_dir, song.id).thumbnail, settings, (gpu or GpuSettings(limit=None)).holder())
 
 
-make_thumbnail_task = stage("thumbnail")(make_song_thumbnail)
+make_thumbnail_task = stage_task("thumbnail")(make_song_thumbnail)

@@ -23,7 +23,7 @@ from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
 from covermill.tasks.core.settings import Settings
-from covermill.tasks.core.stage_task import stage
+from covermill.tasks.core.stage_task import stage_task
 
 
 class VideoSettings(Settings):
@@ -111,4 +111,4 @@ def make_song_video(song: Song, out_dir: Path, settings: VideoSettings) -> Path:
     return make_video(folder.thumbnail, folder.winner_audio, folder.video, settings)
 
 
-make_video_task = stage("video")(make_song_video)
+make_video_task = stage_task("video")(make_song_video)

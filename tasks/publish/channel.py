@@ -14,20 +14,11 @@ from typing import Any
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload
 
-from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.errors import DailyLimitReached
 
 # 403 reasons that mean "not again today": the project's quota, or the channel's own upload cap.
 DAILY_LIMIT_REASONS = {"quotaExceeded", "dailyLimitExceeded", "uploadLimitExceeded"}
 UPLOADS_SEARCHED = 200  # newest uploads looked through for a lost video (4 pages, 1 unit each)
-
-
-class DailyLimitReached(CovermillError):
-    """YouTube will take no more today. Not a failure of the song: it waits for tomorrow's quota.
-    (A CovermillError so that Prefect does not retry it; the publish flow catches it first.)"""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 def error_reason(error: HttpError) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from covermill.tasks.core.ledger import APPROVAL_STAGE, DONE, Ledger
 from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.core.ledger import APPROVAL_STAGE, Ledger, State
 from covermill.tasks.core.records import Record
 from covermill.tasks.publish.quota import QuotaSettings, pacific_day, publish_times, uploads_that_fit
 
@@ -45,8 +45,8 @@ def waiting(ledger: Ledger, out_dir: Path) -> list[Waiting]:
     for song in ledger.songs():
         if not ledger.is_done(song.id, "video") or ledger.is_done(song.id, "upload"):
             continue
-        answer = ledger.stage(song.id, APPROVAL_STAGE)
-        if answer is not None and answer[0] != DONE:  # waiting for a person, or rejected by one
+        answer = ledger.stage_state(song.id, APPROVAL_STAGE)
+        if answer is not None and answer[0] != State.DONE:  # waiting for a person, or rejected by one
             continue
         folder = SongFolder(out_dir, song.id)
         if not (folder.metadata.exists() and folder.video.exists()):  # deleted by hand: nothing to send

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from covermill.tasks.media.metadata import DESCRIPTION_MAX_BYTES, fit_description
 from covermill.tasks.core.records import Publication, Song
+from covermill.tasks.media.metadata import DESCRIPTION_MAX_BYTES, fit_description
 
 PART = "snippet,status"
 MARKER_PREFIX = "covermill:"

@@ -21,18 +21,12 @@ import httplib2
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload
 
+from covermill.tasks.core.errors import SessionGone, UploadGaveUp
+
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # What a connection that breaks mid-chunk raises through httplib2 (ConnectionError covers resets
 # and broken pipes; RemoteDisconnected is an HTTPException).
 TRANSIENT_ERRORS = (ConnectionError, socket.timeout, http.client.HTTPException, httplib2.ServerNotFoundError)
-
-
-class SessionGone(Exception):
-    """The server no longer knows the session (expired after about a week, or never completed)."""
-
-
-class UploadGaveUp(Exception):
-    """The upload failed `retries` times in a row without progress."""
 
 
 class ChunkedFileUpload(MediaFileUpload):

@@ -21,16 +21,16 @@ from googleapiclient.errors import HttpError
 from pydantic import Field, field_validator
 
 from covermill.tasks.core.atomic import read_json
-from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.errors import CovermillError, SessionGone
 from covermill.tasks.core.layout import SongFolder
-from covermill.tasks.core.ledger import DONE, Ledger
+from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Publication, Song, Upload
-from covermill.tasks.publish.resumable import ChunkedFileUpload, SessionGone, send
 from covermill.tasks.core.settings import Settings
+from covermill.tasks.publish.channel import Channel, daily_limit
 from covermill.tasks.publish.quota import QuotaSettings, pacific_day
 from covermill.tasks.publish.request import PART, song_marker, video_body
-from covermill.tasks.publish.auth import AuthSettings, reauthorize_message, token_path
-from covermill.tasks.publish.channel import Channel, daily_limit
+from covermill.tasks.publish.resumable import ChunkedFileUpload, send
+from covermill.tasks.publish.token_store import AuthSettings, reauthorize_message, token_path
 
 CHUNK_GRANULE_KIB = 256  # resumable chunks must be multiples of 256 KiB (all but the last)
 PLAYLIST_DESCRIPTION = "Piano covers made and published by covermill."
@@ -112,7 +112,7 @@ class Publisher:
             if limit is not None:
                 raise limit from error
             raise CovermillError(f"YouTube refused to publish song {song_id}: {error.status_code} {error.reason}.") from error
-        self.ledger.mark(song_id, "upload", DONE, upload.video_id or "")
+        self.ledger.mark(song_id, "upload", State.DONE, upload.video_id or "")
         return upload
 
     def _record(self, song_id: str, upload: Upload, **changes: Any) -> Upload:

@@ -302,8 +302,8 @@ def _serra09_max(plot, dis_onset, dis_extension):
     n, m = plot.shape
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    s2 = np.zeros(m, np.float32); s1 = np.zeros(m, np.float32); s0 = np.zeros(m, np.float32)
-    g2 = np.empty(m, np.float32); g1 = np.empty(m, np.float32); g0 = np.empty(m, np.float32)
+    s2, s1, s0 = np.zeros(m, np.float32), np.zeros(m, np.float32), np.zeros(m, np.float32)
+    g2, g1, g0 = np.empty(m, np.float32), np.empty(m, np.float32), np.empty(m, np.float32)
     best = np.float32(-2147483648.0)
     if n > 0 and m > 0:
         best = zero

@@ -1,7 +1,7 @@
 """Qmax, the cover-song distance the AMT-APC paper scores piano covers with (lower is closer).
 
 One code path, its parameters in one frozen record (`PROTOCOL`): notes under 0.08 s dropped
-before rendering (render.py does that), HPCP chroma as ChromaCoverId computes it (the code the
+before rendering (cover/render.py does that), HPCP chroma as ChromaCoverId computes it (the code the
 AMT-APC evaluation uses), a binary cross-recurrence plot (essentia's ChromaCrossSimilarity, OTI
 transposition) and Serra 2009 local alignment (essentia's CoverSongSimilarity), the last two
 computed by cross_recurrence.py, which equals essentia bit for bit at a tenth of the time.

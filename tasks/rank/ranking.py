@@ -27,21 +27,16 @@ from pydantic import Field
 from covermill.models.device import usable_cores
 from covermill.tasks.core.atomic import file_sha256, write_json
 from covermill.tasks.core.audio import read_mono
-from covermill.tasks.rank.defects import REPEAT_WINDOW_SECONDS, measure_defects, note_name
-from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import read_midi
-from covermill.tasks.rank.qmax import PROTOCOL, compare_all
 from covermill.tasks.core.records import Candidate, Ranking, Score, Song
 from covermill.tasks.core.run_artifacts import artifact_key
 from covermill.tasks.core.settings import Settings
-from covermill.tasks.core.stage_task import stage, stage_logger
+from covermill.tasks.core.stage_task import stage_logger, stage_task
+from covermill.tasks.rank.defects import REPEAT_WINDOW_SECONDS, measure_defects, note_name
+from covermill.tasks.rank.qmax import PROTOCOL, compare_all
 
 log = logging.getLogger("covermill.rank")
-
-
-class EveryCandidateRejected(CovermillError):
-    """No candidate passed the ranking: the song is settled (nothing to publish), not a failure to retry."""
 
 
 class RankSettings(Settings):
@@ -192,7 +187,7 @@ def ranking_table(ranking: Ranking, candidates: list[Candidate]) -> list[dict[st
     return rows
 
 
-@stage("rank")
+@stage_task("rank")
 def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_dir: Path, settings: RankSettings) -> Ranking:
     """Rank the song's candidates, write ranking.json and publish the table as a Prefect artifact."""
     ranking = rank_candidates(song.audio, candidates, audio, settings)

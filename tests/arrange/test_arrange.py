@@ -8,11 +8,17 @@ from pydantic import ValidationError
 
 from covermill.models.notes import Note, polyphony
 from covermill.tasks.arrange import styles as arr
-from covermill.tasks.arrange.styles import ArrangeSettings, arrange, style_uses_seed
-from covermill.tasks.arrange.steps import (
-    STEPS, FoldParams, HumaniseParams, MelodyBassParams, QuantiseParams, SustainParams, ThinParams,
-)
 from covermill.tasks.arrange.beats import beat_times
+from covermill.tasks.arrange.steps import (
+    STEPS,
+    FoldParams,
+    HumaniseParams,
+    MelodyBassParams,
+    QuantiseParams,
+    SustainParams,
+    ThinParams,
+)
+from covermill.tasks.arrange.styles import ArrangeSettings, arrange, style_uses_seed
 from covermill.tasks.core.midi import read_midi
 
 

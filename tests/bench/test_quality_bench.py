@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from covermill.models.notes import Note
-from covermill.tasks.rank.defects import measure_defects
 from covermill.tasks.core.midi import read_midi
+from covermill.tasks.rank.defects import measure_defects
 from covermill.tasks.rank.qmax import OriginalChroma
 from covermill.tasks.rank.ranking import RankSettings
 
@@ -78,6 +78,7 @@ def bench_run(tmp_path_factory):
     return dataset, out
 
 
+@pytest.mark.slow
 def test_the_bench_writes_a_paper_style_table(bench_run):
     _, out = bench_run
     text = (out / "quality.md").read_text()
@@ -94,6 +95,7 @@ def test_the_bench_writes_a_paper_style_table(bench_run):
     assert "ranking regret" in text and "garbage injected into the picks" in text
 
 
+@pytest.mark.slow
 def test_the_bench_scores_with_the_rankers_qmax_at_the_native_hop(bench_run):
     dataset, out = bench_run
     details = json.loads((out / "details" / "music004.json").read_text())
@@ -108,6 +110,7 @@ def test_the_bench_scores_with_the_rankers_qmax_at_the_native_hop(bench_run):
     assert len(read_midi(Path(reference["midi"]))) == len(read_midi(dataset / "music004.mid"))
 
 
+@pytest.mark.slow
 def test_the_bench_injects_garbage_into_each_pick(bench_run):
     _, out = bench_run
     for song in ("music004", "music007"):
@@ -119,6 +122,7 @@ def test_the_bench_injects_garbage_into_each_pick(bench_run):
         assert math.isfinite(pick["qmax"])
 
 
+@pytest.mark.slow
 def test_a_rerun_reuses_every_cached_comparison(bench_run, capsys):
     dataset, out = bench_run
     before = json.loads((out / "cache" / "qmax.json").read_text())

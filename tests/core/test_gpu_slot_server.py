@@ -9,7 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
+import pytest
+
+from helpers import prefect_http
+
+pytestmark = pytest.mark.server
 
 COVERMILL = str(Path(sys.executable).with_name("covermill"))
 
@@ -23,7 +27,8 @@ HOLDER = textwrap.dedent("""
 
 
 def held_slots(api: str, name: str) -> int:
-    return httpx.get(f"{api}/v2/concurrency_limits/{name}", timeout=10).json()["active_slots"]
+    with prefect_http(api) as client:
+        return client.get(f"/v2/concurrency_limits/{name}").json()["active_slots"]
 
 
 def kill_while_holding(env: dict, name: str, lease_s: float) -> None:

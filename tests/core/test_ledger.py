@@ -6,7 +6,7 @@ import math
 import multiprocessing
 from pathlib import Path
 
-from covermill.tasks.core.ledger import DONE, FAILED, RUNNING, Ledger
+from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Candidate, Ranking, Score, Song
 
 
@@ -16,15 +16,15 @@ def _song(song_id: str = "abc123") -> Song:
 
 
 def _mark_from_another_process(path: str) -> None:
-    Ledger(Path(path)).mark("abc123", "render", DONE)
+    Ledger(Path(path)).mark("abc123", "render", State.DONE)
 
 
 def test_records_survive_reopening_and_other_processes(tmp_path):
     path = tmp_path / "ledger.sqlite"
     ledger = Ledger(path)
     ledger.record_song(_song())
-    ledger.mark("abc123", "download", DONE)
-    ledger.mark("abc123", "generate", RUNNING)
+    ledger.mark("abc123", "download", State.DONE)
+    ledger.mark("abc123", "generate", State.RUNNING)
     candidates = [Candidate(id=f"basic-pitch-{s}", generator="basic-pitch", style=s, midi=Path(f"/m/{s}.mid"), note_count=3)
                   for s in ("faithful", "folded")]
     ledger.record_candidates("abc123", candidates)
@@ -44,7 +44,7 @@ def test_records_survive_reopening_and_other_processes(tmp_path):
     reopened = Ledger(path)
     assert reopened.song("abc123") == _song()
     assert reopened.song("nope") is None
-    assert reopened.stages("abc123") == {"download": DONE, "generate": RUNNING, "render": DONE}
+    assert reopened.stages("abc123") == {"download": State.DONE, "generate": State.RUNNING, "render": State.DONE}
     assert reopened.is_done("abc123", "download") and not reopened.is_done("abc123", "generate")
     assert reopened.candidates("abc123") == candidates
     assert reopened.ranking("abc123") == ranking
@@ -53,9 +53,9 @@ def test_records_survive_reopening_and_other_processes(tmp_path):
 
 def test_marking_again_replaces_state_and_detail(tmp_path):
     ledger = Ledger(tmp_path / "l.sqlite")
-    ledger.mark("s", "rank", FAILED, "essentia crashed")
-    assert ledger.stage("s", "rank") == (FAILED, "essentia crashed")
-    ledger.mark("s", "rank", DONE)
-    assert ledger.stage("s", "rank") == (DONE, "")
+    ledger.mark("s", "rank", State.FAILED, "essentia crashed")
+    assert ledger.stage_state("s", "rank") == (State.FAILED, "essentia crashed")
+    ledger.mark("s", "rank", State.DONE)
+    assert ledger.stage_state("s", "rank") == (State.DONE, "")
     ledger.record_candidates("s", [])
     assert ledger.candidates("s") == []

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 
 from covermill.tasks.core.audio import probe, read_mono
-from covermill.tasks.cover.download import DownloadSettings, download_song, expand_sources
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.cover.download import DownloadSettings, download_song, expand_sources
 
 from helpers import http_server
 

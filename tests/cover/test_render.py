@@ -13,11 +13,17 @@ from covermill.models.notes import Note
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import read_midi, write_midi
-from covermill.tasks.rank.qmax import PROTOCOL
 from covermill.tasks.core.records import Candidate, Song
 from covermill.tasks.cover.render import (
-    RenderSettings, normalise, render_candidates, render_midi, render_notes, render_winner, render_winner_task,
+    RenderSettings,
+    normalise,
+    render_candidates,
+    render_midi,
+    render_notes,
+    render_winner,
+    render_winner_task,
 )
+from covermill.tasks.rank.qmax import PROTOCOL
 
 RATE = 44100
 

@@ -19,6 +19,8 @@ from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger
 from covermill.tasks.publish.queue import waiting
 
+pytestmark = pytest.mark.server
+
 
 def config() -> CovermillConfig:
     styles = {name: copy.deepcopy(DEFAULT_STYLES[name]) for name in ("balanced", "rich", "sparse")}  # a short run
@@ -32,7 +34,7 @@ class SongRunInThread:
     def __init__(self, source: Path, out: Path):
         self.result: dict = {}
         self.thread = threading.Thread(target=lambda: self.result.update(
-            state=cover_song(str(source), str(out), config(), True, return_state=True)), daemon=True)
+            state=cover_song(source=str(source), out_dir=str(out), config=config(), dry_run=True, return_state=True)), daemon=True)
         self.thread.start()
 
     def finished(self, timeout: float = 180):
@@ -78,7 +80,7 @@ def test_a_person_picks_another_candidate_hears_it_then_approves(prefect_server,
     paused = paused_run(started)
     (song,) = Ledger(ledger_path(out)).songs()
     folder = SongFolder(out, song.id)
-    assert Ledger(ledger_path(out)).stage(song.id, "approval")[0] == "running"
+    assert Ledger(ledger_path(out)).stage_state(song.id, "approval")[0] == "running"
     assert queued(out) == []  # not before a person said yes
     ranking = json.loads(folder.ranking.read_text())
     other = next(s["candidate_id"] for s in ranking["scores"][1:] if not s["reject_reason"])
@@ -92,9 +94,9 @@ def test_a_person_picks_another_candidate_hears_it_then_approves(prefect_server,
     answer(paused, decision="approve")
     state = run.finished()
     assert state.is_completed(), state
-    assert state.result()["pick"] == other
+    assert state.result().pick == other
     ledger = Ledger(ledger_path(out))
-    assert ledger.stage(song.id, "approval") == ("done", f"approved {other}")
+    assert ledger.stage_state(song.id, "approval") == ("done", f"approved {other}")
     assert queued(out) == [song.id]
     request = json.loads(folder.upload_request.read_text())
     assert "Arrangement style: " + ranking_style(ledger, song.id, other) in request["request"]["videos.insert"]["body"]["snippet"]["description"]
@@ -115,5 +117,5 @@ def test_a_rejected_cover_never_joins_the_queue(prefect_server, clips, tmp_path)
     answer(paused_run(started), decision="reject")
     assert run.finished().is_completed()
     (song,) = Ledger(ledger_path(out)).songs()
-    assert Ledger(ledger_path(out)).stage(song.id, "approval")[0] == "rejected"
+    assert Ledger(ledger_path(out)).stage_state(song.id, "approval")[0] == "rejected"
     assert queued(out) == []

@@ -76,6 +76,7 @@ def test_config_typo_is_one_sentence(tmp_path, clips):
     assert_one_sentence(invoke("run", "x.ogg", "--config", str(config)), "not valid YAML")
 
 
+@pytest.mark.server
 def test_missing_file_is_one_sentence_from_a_real_process(tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
     env.pop("PREFECT_API_URL", None)
@@ -85,6 +86,7 @@ def test_missing_file_is_one_sentence_from_a_real_process(tmp_path):
     assert result.stderr.strip().splitlines() == [f"covermill: {tmp_path / 'nope.ogg'}: no such file; check the path."]
 
 
+@pytest.mark.server
 @pytest.mark.usefixtures("prefect_server")
 class TestBadInputs:
     def test_not_audio(self, tmp_path):
@@ -113,6 +115,7 @@ def dry_run(prefect_server, clips, tmp_path_factory):
     return out, result, missing
 
 
+@pytest.mark.server
 def test_a_bad_source_does_not_stop_the_others(dry_run):
     out, result, missing = dry_run
     assert result.exit_code == 1
@@ -122,6 +125,7 @@ def test_a_bad_source_does_not_stop_the_others(dry_run):
     assert f"all songs: {out / 'index.html'}" in result.stdout and (out / "index.html").exists()
 
 
+@pytest.mark.server
 def test_dry_run_makes_every_output(dry_run):
     out, result, _ = dry_run
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
@@ -145,6 +149,7 @@ def test_dry_run_makes_every_output(dry_run):
     assert len(ledger.candidates(folder.name)) == len(midis)
 
 
+@pytest.mark.server
 def test_a_song_run_leaves_its_artifacts_in_the_prefect_ui(dry_run):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
@@ -165,6 +170,7 @@ def test_a_song_run_leaves_its_artifacts_in_the_prefect_ui(dry_run):
         assert (folder / name).resolve().as_uri() in artifacts[keys[kind]].data
 
 
+@pytest.mark.server
 def test_rerun_skips_finished_stages_and_finishes_unfinished_ones(dry_run, clips):
     out, _, _ = dry_run
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
@@ -182,4 +188,4 @@ def test_rerun_skips_finished_stages_and_finishes_unfinished_ones(dry_run, clips
     assert changed == ["video.mp4"]  # only the unfinished stage ran again
     assert (folder / "video.mp4").exists()
     assert abs(probe(folder / "video.mp4").duration - probe(folder / "winner.flac").duration) < 0.5
-    assert Ledger(ledger_path(out)).stage(folder.name, "video")[0] == "done"
+    assert Ledger(ledger_path(out)).stage_state(folder.name, "video")[0] == "done"

@@ -12,14 +12,15 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import yaml
 
 from covermill.tasks.core.layout import ledger_path
 from covermill.tasks.core.ledger import Ledger
 
-from helpers import stop
+from helpers import prefect_http, stop
+
+pytestmark = pytest.mark.server
 
 COVERMILL = str(Path(sys.executable).with_name("covermill"))
 SONG = "covermill-song/cover-song"
@@ -51,7 +52,7 @@ def served(prefect_api, tmp_path_factory):
     with open(log, "w") as sink:
         process = subprocess.Popen([COVERMILL, "serve", "--out", str(out), "--config", str(config)],
                                    env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
-    client = httpx.Client(base_url=api, timeout=30)
+    client = prefect_http(api)  # a 503 under load is retried, as Prefect's own client does
 
     def both():  # ours: other tests on this server register deployments of the same names
         found = [client.get(f"/deployments/name/{name}") for name in (SONG, NIGHTLY)]
@@ -123,6 +124,7 @@ def test_bad_parameters_are_refused_before_a_run_exists(served):
     assert refused.status_code == 409 and "no-such-model" in refused.text
 
 
+@pytest.mark.browser
 def test_the_run_form_in_the_prefect_ui_shows_the_parameter_fields(served, prefect_api, tmp_path_factory):
     from browser import dump_dom, screenshot
 

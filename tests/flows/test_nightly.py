@@ -90,6 +90,7 @@ def stage_rows(out: Path) -> list[tuple]:
         return db.execute("SELECT song_id, stage, state, updated FROM stages ORDER BY song_id, stage").fetchall()
 
 
+@pytest.mark.server
 def test_a_broken_entry_is_recorded_and_the_others_are_covered(night):
     out, base, (first, second), _, _ = night
     assert first.exit_code == 1  # a failed song is reported ...
@@ -115,6 +116,7 @@ def test_a_broken_entry_is_recorded_and_the_others_are_covered(night):
     assert f"{base}/missing.ogg" in index and "404" in index
 
 
+@pytest.mark.server
 def test_a_second_night_processes_nothing_new(night):
     out, _, _, third, stages_after_second = night
     assert third.exit_code == 0, third.output

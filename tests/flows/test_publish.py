@@ -18,7 +18,7 @@ from covermill.flows.cli import app
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger
 from covermill.tasks.publish.request import song_marker
-from covermill.tasks.publish.auth import AuthSettings, save_credentials, token_path
+from covermill.tasks.publish.token_store import AuthSettings, save_credentials, token_path
 
 from fake_youtube import FakeYouTube
 from helpers import publishable_song
@@ -64,6 +64,7 @@ def published(fake: FakeYouTube, out: Path) -> list[str]:
     return order
 
 
+@pytest.mark.server
 def test_the_best_covers_go_first_and_the_channel_cap_holds_the_rest(prefect_server, fake, work):
     out, config, best_first = work
     result = invoke("publish", "--out", str(out), "--config", str(config), "--publish")
@@ -81,6 +82,7 @@ def test_the_best_covers_go_first_and_the_channel_cap_holds_the_rest(prefect_ser
     assert published(fake, out) == best_first[:2]
 
 
+@pytest.mark.server
 def test_the_dry_run_writes_the_exact_request_that_is_later_sent(prefect_server, fake, work):
     out, config, best_first = work
     data = yaml.safe_load(config.read_text())
@@ -117,6 +119,7 @@ def _without_publish_at(body: dict) -> dict:
     return {**body, "status": {k: v for k, v in body["status"].items() if k != "publishAt"}}
 
 
+@pytest.mark.server
 def test_an_upload_limit_stops_the_day_without_failing_the_run(prefect_server, fake, work):
     out, config, best_first = work
     fake.inject("POST", "/upload/youtube/v3/videos", status=403, reason="uploadLimitExceeded", skip=1)
@@ -133,6 +136,7 @@ def test_an_upload_limit_stops_the_day_without_failing_the_run(prefect_server, f
     assert len(fake.requests) == before  # nothing more is tried today
 
 
+@pytest.mark.server
 def test_a_quota_exceeded_on_the_first_song_publishes_nothing_and_says_why(prefect_server, fake, work):
     out, config, _ = work
     fake.inject("POST", "/upload/youtube/v3/videos", status=403, reason="quotaExceeded")
@@ -142,6 +146,7 @@ def test_a_quota_exceeded_on_the_first_song_publishes_nothing_and_says_why(prefe
     assert not fake.videos
 
 
+@pytest.mark.server
 def test_publishing_without_a_token_is_one_sentence(prefect_server, fake, work):
     out, config, _ = work
     token_path(out, AuthSettings()).unlink()

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -19,7 +18,9 @@ from covermill.tasks.core.layout import ledger_path
 from covermill.tasks.core.ledger import Ledger
 
 from conftest import MUSIC_DIR, cut_clip
-from helpers import stop
+from helpers import prefect_http, stop
+
+pytestmark = pytest.mark.server
 
 COVERMILL = str(Path(sys.executable).with_name("covermill"))
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -65,7 +66,8 @@ def fanned_out(prefect_api, tmp_path_factory):
 def test_deploy_puts_both_deployments_on_the_pool(fanned_out):
     api = fanned_out[0]
     for name in ("covermill-song/cover-song", "covermill-nightly/nightly"):
-        deployment = httpx.get(f"{api}/deployments/name/{name}", timeout=10).json()
+        with prefect_http(api) as client:
+            deployment = client.get(f"/deployments/name/{name}").json()
         assert deployment["work_pool_name"] == POOL
         assert deployment["entrypoint"].startswith("covermill.flows.deployments.")
 
@@ -78,9 +80,9 @@ def test_every_song_is_done_exactly_once_by_the_two_workers(fanned_out):
     songs = ledger.songs()
     assert sorted(Path(s.source).name for s in songs) == sorted(c.name for c in clips)  # one song row each
     assert all(ledger.is_done(s.id, "video") for s in songs)
-    deployment = httpx.get(f"{api}/deployments/name/covermill-song/cover-song", timeout=10).json()
-    runs = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}},
-                      timeout=10).json()
+    with prefect_http(api) as client:
+        deployment = client.get("/deployments/name/covermill-song/cover-song").json()
+        runs = client.post("/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}}).json()
     runs = [r for r in runs if r["parameters"]["source"] in {str(c.resolve()) for c in clips}]  # not other tests' runs
     assert sorted(Path(r["parameters"]["source"]).name for r in runs) == sorted(c.name for c in clips)  # one run each
     assert {r["state_type"] for r in runs} == {"COMPLETED"}

@@ -16,10 +16,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from covermill.flows.cli import app
-from covermill.tasks.media.gallery import GallerySettings, index_path, song_page_path, song_status, write_gallery, write_song_page
 from covermill.tasks.core.layout import SongFolder, ledger_path, song_id_for
-from covermill.tasks.core.ledger import DONE, FAILED, Ledger
+from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Ranking, Score, Song, Upload
+from covermill.tasks.media.gallery import GallerySettings, index_path, song_page_path, song_status, write_gallery, write_song_page
 
 from browser import dump_dom, open_page, screenshot
 from helpers import http_server, publishable_song
@@ -68,7 +68,7 @@ def add_failed_download(out: Path) -> str:
     ledger.record_song(Song(id=song_id, source="https://example.com/watch?v=1&list=2", source_id="test:hostile",
                             title=HOSTILE_TITLE, artist=HOSTILE_ARTIST, duration=0.0,
                             original=folder.original(".webm"), audio=folder.audio))
-    ledger.mark(song_id, "download", FAILED, DOWNLOAD_ERROR)
+    ledger.mark(song_id, "download", State.FAILED, DOWNLOAD_ERROR)
     return song_id
 
 
@@ -79,7 +79,7 @@ def add_published(out: Path, real_id: str) -> str:
     ledger = Ledger(ledger_path(out))
     ledger.record_upload(song_id, Upload(started=time.time(), media_bytes=real.video.stat().st_size,
                                          video_id=VIDEO_ID, day="2025-01-01"))
-    ledger.mark(song_id, "upload", DONE, VIDEO_ID)
+    ledger.mark(song_id, "upload", State.DONE, VIDEO_ID)
     return song_id
 
 
@@ -130,6 +130,8 @@ def served_file(out: Path, base: str, page_url: str, src: str) -> Path:
     return path
 
 
+@pytest.mark.browser
+@pytest.mark.server
 def test_every_player_and_picture_points_at_a_file_that_exists(gallery):
     out, base = gallery["out"], gallery["base"]
     assert gallery["index"] == out / "index.html" and gallery["index"].is_file()
@@ -152,6 +154,8 @@ def test_every_player_and_picture_points_at_a_file_that_exists(gallery):
     assert counts["index"] == (0, 2)
 
 
+@pytest.mark.browser
+@pytest.mark.server
 def test_the_browser_sees_no_errors_and_every_player_decodes(gallery, seen):
     for name, page in seen.items():
         assert page["errors"] == [], (name, page["url"])
@@ -167,6 +171,8 @@ def test_the_browser_sees_no_errors_and_every_player_decodes(gallery, seen):
     assert players[0]["src"].endswith("/original.ogg") and players[1]["src"].endswith("/winner.flac")
 
 
+@pytest.mark.browser
+@pytest.mark.server
 def test_the_score_table_follows_the_ranking(gallery, seen):
     ranking = json.loads(SongFolder(gallery["out"], gallery["real"]).ranking.read_text())
     rows = seen[gallery["real"]]["scores"]
@@ -183,6 +189,8 @@ def test_the_score_table_follows_the_ranking(gallery, seen):
     assert players == [f"{s['candidate_id']}.flac" for s in ranking["scores"][:5]]
 
 
+@pytest.mark.browser
+@pytest.mark.server
 def test_a_hostile_title_stays_text(gallery, seen):
     for path in [gallery["index"], song_page_path(gallery["out"], gallery["failed"])]:
         html = path.read_text(encoding="utf-8")
@@ -194,6 +202,8 @@ def test_a_hostile_title_stays_text(gallery, seen):
     assert [c["title"] for c in seen["index"]["cards"]][0] == HOSTILE_TITLE
 
 
+@pytest.mark.browser
+@pytest.mark.server
 def test_the_index_shows_newest_first_with_each_songs_state(gallery, seen):
     cards = seen["index"]["cards"]
     assert [c["id"] for c in cards] == [f"song-{s}" for s in (gallery["failed"], gallery["published"], gallery["real"])]
@@ -205,6 +215,8 @@ def test_the_index_shows_newest_first_with_each_songs_state(gallery, seen):
     assert {f"{gallery['base']}/{s}/review.html" for s in gallery["songs"]} <= set(seen["index"]["links"])
 
 
+@pytest.mark.browser
+@pytest.mark.server
 def test_local_sources_stay_private_and_web_sources_are_linked(gallery, seen):
     clip = gallery["clip"]
     for path in gallery["out"].rglob("*.html"):
@@ -214,6 +226,8 @@ def test_local_sources_stay_private_and_web_sources_are_linked(gallery, seen):
     assert not [link for link in seen[gallery["real"]]["links"] if link.startswith("file:")]
 
 
+@pytest.mark.browser
+@pytest.mark.server
 def test_the_index_screenshot_shows_the_gallery(gallery, tmp_path):
     png = screenshot(f"{gallery['base']}/index.html", tmp_path / "gallery-index.png")
     print(f"screenshot: {png}")
@@ -224,6 +238,7 @@ def test_the_index_screenshot_shows_the_gallery(gallery, tmp_path):
         assert colours is None or len(colours) > 100  # a blank or single-colour page has a handful
 
 
+@pytest.mark.server
 def test_rewriting_is_stable_and_top_candidates_is_honoured(gallery):
     out, real = gallery["out"], gallery["real"]
     page = song_page_path(out, real)
@@ -245,16 +260,16 @@ def test_upload_states_come_from_the_ledger(tmp_path):
                             original=folder.original(".ogg"), audio=folder.audio))
     ledger.mark("s1", "video", "running")
     assert song_status(ledger, "s1") == {"kind": "running", "text": "unfinished: video", "url": None}
-    ledger.mark("s1", "video", DONE)
+    ledger.mark("s1", "video", State.DONE)
     assert song_status(ledger, "s1")["text"] == "waiting in the queue"
     ledger.record_upload("s1", Upload(started=1.0, media_bytes=10, session_uri="https://upload.example/session"))
     assert song_status(ledger, "s1")["text"] == "upload started, resumes on the next run"
-    ledger.mark("s1", "upload", FAILED, "the token was revoked; run `covermill auth`.")
+    ledger.mark("s1", "upload", State.FAILED, "the token was revoked; run `covermill auth`.")
     assert song_status(ledger, "s1") == {"kind": "failed", "text": "upload failed: the token was revoked; run `covermill auth`.", "url": None}
     ledger.record_upload("s1", Upload(started=1.0, media_bytes=10, video_id="abc_DEF-123", publish_at="2025-01-02T10:00:00Z"))
     assert song_status(ledger, "s1") == {"kind": "published", "text": "on YouTube, scheduled for 2025-01-02T10:00:00Z",
                                          "url": "https://youtu.be/abc_DEF-123"}
-    ledger.mark("s1", "thumbnail", FAILED, "no font has these glyphs")  # a failed stage outranks everything
+    ledger.mark("s1", "thumbnail", State.FAILED, "no font has these glyphs")  # a failed stage outranks everything
     assert song_status(ledger, "s1")["text"] == "failed at thumbnail: no font has these glyphs"
     # all candidates rejected: settled, with the ranking's word for it rather than the winner stage's failure
     ledger.record_song(Song(id="s2", source="song.ogg", source_id="test:s2", title="s2", duration=25.0,
@@ -262,7 +277,7 @@ def test_upload_states_come_from_the_ledger(tmp_path):
     bad = Score(candidate_id="c1", qmax=math.inf, aligned_share=0.0, frames=10, defects={}, combined=math.inf,
                 reject_reason="it has no notes at all")
     ledger.record_ranking("s2", Ranking(scores=[bad], pick=None))
-    ledger.mark("s2", "winner", FAILED, "every candidate was rejected")
+    ledger.mark("s2", "winner", State.FAILED, "every candidate was rejected")
     assert song_status(ledger, "s2") == {"kind": "rejected", "text": "rejected: none of its 1 candidates passed the ranking", "url": None}
 
 
@@ -271,6 +286,7 @@ def test_an_empty_folder_gets_an_empty_index(tmp_path):
     assert "No songs yet" in index.read_text(encoding="utf-8")
 
 
+@pytest.mark.browser
 def test_the_browser_helper_reports_a_broken_page(tmp_path):
     """The check the gallery passes must fail a page with a missing picture, a missing recording
     and a script error; a clean page with a real picture has none."""

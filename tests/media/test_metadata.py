@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from covermill.tasks.core.errors import CovermillError
-from covermill.tasks.media.metadata import MetadataSettings, fit_description, fit_title, render_metadata
 from covermill.tasks.core.records import Candidate, Score, Song
+from covermill.tasks.media.metadata import MetadataSettings, fit_description, fit_title, render_metadata
 
 
 def song(title: str = "Yesterday", artist: str = "The Beatles", source: str = "https://www.youtube.com/watch?v=abc123") -> Song:

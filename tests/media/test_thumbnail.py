@@ -16,10 +16,10 @@ from wand.image import Image
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
+from covermill.tasks.media.art import make_background
 from covermill.tasks.media.fonts import font_for
 from covermill.tasks.media.lettering import overlay_text
 from covermill.tasks.media.thumbnail import ThumbnailSettings, make_thumbnail, make_thumbnail_task
-from covermill.tasks.media.art import make_background
 
 W, H = 1280, 720
 PROBE_W = 2600  # wide enough that every literal-text probe stays on one line at full size

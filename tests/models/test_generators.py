@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from covermill.models import basic_pitch, transkun
 from covermill.models.generator import load_generator
@@ -60,19 +61,27 @@ def test_basic_pitch_options_reach_the_model(song_a_wav, song_a_notes):
 
 
 def test_basic_pitch_model_loads_once(song_a_notes):
-    assert load_generator("basic-pitch") is load_generator("basic-pitch", {})
+    assert load_generator("basic-pitch") is load_generator("basic-pitch", {}) is load_generator("basic-pitch", basic_pitch.Options())
+    other = load_generator("basic-pitch", basic_pitch.Options(onset_threshold=0.5, frame_threshold=0.3))
+    assert other is not load_generator("basic-pitch") and other.options.onset_threshold == 0.5
 
 
 def test_generator_options_are_checked():
-    with pytest.raises(ValueError, match="onset_treshold.*known options: .*onset_threshold"):
-        basic_pitch.parse_options({"onset_treshold": 0.4})
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        basic_pitch.parse_options({"frame_threshold": 3})
-    with pytest.raises(ValueError, match="device"):
-        transkun.parse_options({"device": "tpu"})
-    assert transkun.parse_options({"device": "cuda:1"}).device == "cuda:1"
-    with pytest.raises(ValueError, match="hop_seconds must lie between 0"):
-        transkun.parse_options({"hop_seconds": 20})
+    with pytest.raises(ValidationError) as misspelt:
+        basic_pitch.Options.model_validate({"onset_treshold": 0.4})
+    assert [(e["type"], e["loc"]) for e in misspelt.value.errors()] == [("extra_forbidden", ("onset_treshold",))]
+    with pytest.raises(ValidationError, match="less than 1"):
+        basic_pitch.Options(frame_threshold=3)
+    with pytest.raises(ValidationError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        transkun.Options(device="tpu")
+    assert transkun.Options(device="cuda:1").device == "cuda:1"
+    with pytest.raises(ValidationError, match="less than or equal to 16"):
+        transkun.Options(hop_seconds=20)
+    with pytest.raises(ValidationError, match="frozen"):
+        transkun.Options().threads = 2  # a loaded model is cached per options: they never change under it
+    # a bad option reaches load_generator as pydantic's error too, before any model loads
+    with pytest.raises(ValidationError, match="threads"):
+        load_generator("transkun", {"threads": -1})
 
 
 def test_mel_filterbank_matches_the_checkpoint_and_librosa():
@@ -96,6 +105,7 @@ def test_torchaudio_stand_in_exists_only_inside_its_block():
     assert "torchaudio" not in sys.modules
 
 
+@pytest.mark.slow
 def test_transkun_transcribes_an_excerpt_without_leaving_torchaudio(clips, tmp_path):
     # transkun is slow on a CPU (three 16 s windows for anything up to 8 s): one short excerpt.
     excerpt = tmp_path / "excerpt.wav"

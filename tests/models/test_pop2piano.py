@@ -12,18 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from covermill.models import pop2piano
 from covermill.models.audio import read_audio
-from covermill.models.generator import ModelMissing, SongNotSupported, Variant, load_generator
+from covermill.models.errors import ModelMissing, SongNotSupported
+from covermill.models.generator import Variant, load_generator
 from covermill.tasks.arrange.styles import ArrangeSettings
 from covermill.tasks.core.audio import decode_to_wav, probe, write_audio
 from covermill.tasks.core.errors import CovermillError
-from covermill.tasks.cover.generate import GenerateSettings, make_candidates
 from covermill.tasks.core.gpu_slot import GpuSettings, slot_holder
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import read_midi
 from covermill.tasks.core.records import Song
+from covermill.tasks.cover.generate import GenerateSettings, make_candidates
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -142,14 +144,24 @@ def test_beats_are_tracked_afresh_for_every_song(tiny_model, wavs):
 
 
 def test_bad_options_are_one_sentence():
-    with pytest.raises(ValueError, match=r"arrangers are numbers from 1 to 21"):
-        pop2piano.parse_options({"arrangers": "0,22"})
-    with pytest.raises(ValueError, match=r"unknown pop2piano option\(s\) composer"):
-        pop2piano.parse_options({"composer": 3})
-    with pytest.raises(ValueError, match=r"dtype must be one of"):
-        pop2piano.parse_options({"dtype": "int8"})
-    assert pop2piano.parse_options({"arrangers": "20, 3,1"}).arrangers == [1, 3, 20]
-    assert len(pop2piano.parse_options({}).variants()) == 42  # 21 arrangers x seeds 0, 1
+    with pytest.raises(ValidationError, match=r"arrangers are numbers from 1 to 21"):
+        pop2piano.Options(arrangers="0,22")
+    with pytest.raises(ValidationError, match=r"arrangers must be 'all' or numbers like 1,3,20, got 'some'"):
+        pop2piano.Options(arrangers="some")
+    with pytest.raises(ValidationError, match=r"composer\n  Extra inputs are not permitted"):
+        pop2piano.Options.model_validate({"composer": 3})
+    with pytest.raises(ValidationError, match=r"dtype\n  Input should be 'float32', 'float16' or 'bfloat16'"):
+        pop2piano.Options(dtype="int8")
+    with pytest.raises(ValidationError, match=r"seeds must not repeat"):
+        pop2piano.Options(seeds=[1, 1])
+    with pytest.raises(ValidationError, match=r"seeds must list at least one seed when sampling"):
+        pop2piano.Options(seeds=[])
+    assert pop2piano.Options(seeds=[], sampling=False).variants() == [Variant(a, None) for a in range(1, 22)]
+    assert pop2piano.Options(arrangers="20, 3,1").arrangers == [1, 3, 20]
+    assert pop2piano.Options(arrangers=[20, 3, 3]).arrangers == [3, 20]
+    assert pop2piano.Options(arrangers=7).arrangers == [7]
+    assert len(pop2piano.Options().variants()) == 42  # 21 arrangers x seeds 0, 1
+    assert pop2piano.variants(pop2piano.Options(arrangers="2", seeds=[4])) == [Variant(2, 4)]
 
 
 def test_a_missing_local_model_says_where_to_put_it(tmp_path):
@@ -164,7 +176,7 @@ OFFLINE_LOAD = """
 import sys
 from covermill.models import pop2piano
 from covermill.models.audio import read_audio
-from covermill.models.generator import ModelMissing
+from covermill.models.errors import ModelMissing
 try:
     model, processor = pop2piano.load_model("sweetcocoa/pop2piano", None, "cpu", "float32")
 except ModelMissing as exc:
@@ -243,6 +255,7 @@ def test_a_missing_model_stops_generation_with_its_sentence(wavs, tmp_path):
         make_candidates(song, folder, settings, ArrangeSettings())
 
 
+@pytest.mark.server
 @pytest.mark.usefixtures("prefect_server")
 class TestGpuSlot:
     def active_slots(self, name: str) -> int:
@@ -303,6 +316,7 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     return save_random_stable_diffusion(tmp_path_factory.mktemp("sd") / "tiny")
 
 
+@pytest.mark.server
 def test_the_flow_with_every_model_ranks_both_generators_and_records_a_skip(prefect_server, tiny_model, tiny_pipeline, clips, tmp_path):
     from typer.testing import CliRunner
 
@@ -339,7 +353,7 @@ def test_the_flow_with_every_model_ranks_both_generators_and_records_a_skip(pref
     for row in rows.values():  # random weights make poor covers: each one is ranked or refused with a reason
         assert row["verdict"] in ("pick", "ok") or row["verdict"].startswith("rejected: ") and len(row["verdict"]) > 12
 
-    assert ledger.stage(covered.id, "thumbnail:art") == ("done", "stable-diffusion seed 2")
+    assert ledger.stage_state(covered.id, "thumbnail:art") == ("done", "stable-diffusion seed 2")
 
     state, reason = ledger.generator_outcomes(skipped.id)["pop2piano"]
     assert state == "skipped" and reason.startswith("the song lasts 25 s, longer than pop2piano's limit of 20 s")
@@ -357,10 +371,17 @@ def test_doctor_reports_the_pop2piano_model(tiny_model, tmp_path):
         "pop2piano": {"model": str(tmp_path / "absent")}}}}))
     missing = CliRunner().invoke(app, ["doctor", "--config", str(config)])
     assert missing.exit_code == 1
-    assert f"[MISS] generator pop2piano: transformers 5.23.0; model {tmp_path / 'absent'} not found" in missing.stdout
+    absent = tmp_path / "absent"
+    assert f"[MISS] generator pop2piano (covermill 0.1.0): transformers 5.23.0; model {absent} not found\n" in missing.stdout
     assert "fix: there is no Pop2Piano model in" in missing.stdout and "hf download sweetcocoa/pop2piano" in missing.stdout
 
     config.write_text(json.dumps({"generate": {"generators": ["basic-pitch", "pop2piano"], "options": {
         "pop2piano": {"model": str(tiny_model)}}}}))
     found = CliRunner().invoke(app, ["doctor", "--config", str(config)])
-    assert f"[ok  ] generator pop2piano: transformers 5.23.0; model in {tiny_model} (enabled)" in found.stdout
+    assert f"[ok  ] generator pop2piano (covermill 0.1.0): transformers 5.23.0; model in {tiny_model}; enabled\n" in found.stdout
+
+    config.write_text(json.dumps({"generate": {"options": {"pop2piano": {"model": str(tmp_path / "absent")}}}}))
+    unused = CliRunner().invoke(app, ["doctor", "--config", str(config)])
+    assert unused.exit_code == 0  # a generator config does not enable fails nothing; what it lacks is still shown
+    assert f"[ok  ] generator pop2piano (covermill 0.1.0): transformers 5.23.0; model {tmp_path / 'absent'} not found; " \
+           "not enabled in config" in unused.stdout

@@ -16,9 +16,9 @@ from covermill.models import stable_diffusion
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
-from covermill.tasks.media.thumbnail import ThumbnailSettings, make_song_thumbnail, make_thumbnail
 from covermill.tasks.media.art import make_background
 from covermill.tasks.media.picture import fill
+from covermill.tasks.media.thumbnail import ThumbnailSettings, make_song_thumbnail, make_thumbnail
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -176,6 +176,7 @@ def test_doctor_reports_the_stable_diffusion_model(tiny_pipeline, tmp_path):
     assert f"[ok  ] thumbnail Stable Diffusion: diffusers 0.42.1; model in {tiny_pipeline} (enabled)" in found.stdout
 
 
+@pytest.mark.server
 @pytest.mark.usefixtures("prefect_server")
 def test_the_task_holds_the_gpu_slot(tiny_pipeline, tmp_path):
     from prefect.client.orchestration import get_client

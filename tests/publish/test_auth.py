@@ -22,11 +22,11 @@ import requests_oauthlib.oauth2_session
 from google.oauth2.credentials import Credentials
 
 from covermill.tasks.core.errors import CovermillError
-from covermill.tasks.publish.auth import (
+from covermill.tasks.publish.authorize import authorize
+from covermill.tasks.publish.token_store import (
     AUTHORIZED_AT,
     SCOPES,
     AuthSettings,
-    authorize,
     import_token,
     load_credentials,
     persist_if_refreshed,

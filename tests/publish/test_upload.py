@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
+from covermill.tasks.core.errors import DailyLimitReached, UploadGaveUp
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger
-from covermill.tasks.publish.upload import Publisher, UploadSettings
-from covermill.tasks.publish.request import song_marker
-from covermill.tasks.publish.channel import DailyLimitReached
 from covermill.tasks.publish.client import youtube_client
+from covermill.tasks.publish.request import song_marker
+from covermill.tasks.publish.upload import Publisher, UploadSettings
 
 from fake_youtube import FakeYouTube
 from helpers import publishable_song
@@ -244,7 +244,7 @@ def test_killed_before_the_session_uri_was_kept_the_channel_search_recovers_the_
 def test_an_expired_session_without_a_video_starts_a_new_upload(fake, song):
     out, song_id = song
     fake.inject("PUT", "/upload/session/", drop_after=0, skip=1, times=100)  # the run dies mid-upload
-    with pytest.raises(Exception):
+    with pytest.raises(UploadGaveUp):
         publisher(fake, out, retries=1).publish(song_id)
     assert Ledger(ledger_path(out)).upload(song_id).session_uri
     fake.faults.clear()

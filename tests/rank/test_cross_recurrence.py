@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import essentia.standard as es
 import numpy as np
 import pytest
 
-import essentia.standard as es
 from covermill.models.notes import Note
 from covermill.tasks.core.audio import decode_to_wav, read_mono
-from covermill.tasks.rank.cross_recurrence import best_alignment, cross_recurrence
 from covermill.tasks.core.midi import read_midi
-from covermill.tasks.rank.qmax import PROTOCOL, _essentia_alignment, hpcp, pool_frames, qmax
 from covermill.tasks.cover.render import RenderSettings, render_notes
+from covermill.tasks.rank.cross_recurrence import best_alignment, cross_recurrence
+from covermill.tasks.rank.qmax import PROTOCOL, _essentia_alignment, hpcp, pool_frames, qmax
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 from covermill.models.generator import load_generator
 from covermill.models.notes import Note
 from covermill.tasks.core.audio import decode_to_wav
-from covermill.tasks.rank.defects import measure_defects, note_name
 from covermill.tasks.core.midi import read_midi, write_midi
+from covermill.tasks.rank.defects import measure_defects, note_name
 from covermill.tasks.rank.ranking import RankSettings, reject_reasons
 
 CLIP = 25.0

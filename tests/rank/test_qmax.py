@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from covermill.models.notes import Note
-from covermill.tasks.core.audio import decode_to_wav, read_mono
+from covermill.tasks.core.audio import decode_to_wav, read_mono, write_audio
 from covermill.tasks.core.midi import read_midi
-from covermill.tasks.core.audio import write_audio
-from covermill.tasks.rank.qmax import PROTOCOL, OriginalChroma, chroma_frames, compare_all, hpcp, pool_factor, pool_frames, qmax
 from covermill.tasks.cover.render import RenderSettings, render_notes
+from covermill.tasks.rank.qmax import PROTOCOL, OriginalChroma, chroma_frames, compare_all, hpcp, pool_factor, pool_frames, qmax
 
 
 def excerpt(notes: list[Note], start: float, seconds: float) -> list[Note]:

@@ -10,17 +10,22 @@ import pytest
 
 from covermill.models.generator import load_generator
 from covermill.models.notes import Note
+from covermill.tasks.arrange.styles import ArrangeSettings, arrange
 from covermill.tasks.core.atomic import read_json
 from covermill.tasks.core.audio import decode_to_wav
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import write_midi
-from covermill.tasks.rank.ranking import (
-    RankSettings, combined_score, rank_candidates, ranking_table, reject_reasons, write_ranking,
-)
-from covermill.tasks.arrange.styles import ArrangeSettings, arrange
 from covermill.tasks.core.records import Candidate, Ranking, Song
 from covermill.tasks.core.run_artifacts import artifact_key
 from covermill.tasks.cover.render import RenderSettings, render_candidates
+from covermill.tasks.rank.ranking import (
+    RankSettings,
+    combined_score,
+    rank_candidates,
+    ranking_table,
+    reject_reasons,
+    write_ranking,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,81 @@
+"""What every command shares: the app, the --out and --config options, settings loading, and the one
+way an error reaches the user (a sentence on stderr, a traceback only with --debug)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help=(
+        "covermill turns songs into ranked AI piano covers, YouTube-ready videos, and (once you turn publishing on) YouTube uploads, best first, a few a day.\n\n"
+        "Examples:\n\n"
+        "  covermill run song.mp3 --dry-run\n\n"
+        "  covermill run ~/Music/album/ --out covers --dry-run\n\n"
+        "  covermill run https://www.youtube.com/watch?v=VIDEO_ID --config config.yaml\n\n"
+        "  covermill auth --headless\n\n"
+        "  covermill nightly songs.txt --out covers\n\n"
+        "  covermill serve --out covers\n\n"
+        "  covermill deploy --pool covermill --out /shared/covers\n\n"
+        "  covermill queue\n\n"
+        "  covermill publish\n\n"
+        "  covermill doctor"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+WorkFolder = Annotated[Path, typer.Option("--out", "-o", help="Work folder: a sub-folder per song, the ledger, the YouTube token.")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file (default: ./config.yaml if present, else built-in defaults).")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and Prefect's error records.")]
+
+
+def say_error(message: str) -> None:
+    print(f"covermill: {message}", file=sys.stderr)
+
+
+def tell_failure(found, debug: bool) -> None:
+    """A failed run's Outcome (flows/outcome.py) on stderr: its sentence, and the traceback with --debug."""
+    if debug and found.error is not None:
+        traceback.print_exception(found.error)
+    say_error(found.sentence)
+
+
+@contextmanager
+def one_sentence_on_error() -> Iterator[None]:
+    """A CovermillError inside becomes its sentence on stderr and exit code 2."""
+    from covermill.tasks.core.errors import CovermillError
+
+    try:
+        yield
+    except CovermillError as exc:
+        say_error(str(exc))
+        raise typer.Exit(2) from None
+
+
+def load_settings(config: Optional[Path]):
+    from covermill.flows.config import load_config
+
+    with one_sentence_on_error():
+        return load_config(config)
+
+
+def decide_dry_run(dry_run: bool, publish: bool, settings) -> bool:
+    """Whether this run stays dry: --dry-run, or neither --publish nor upload.enabled."""
+    if dry_run and publish:
+        say_error("--dry-run and --publish contradict each other; give one of them.")
+        raise typer.Exit(2)
+    return dry_run or not (publish or settings.upload.enabled)
+
+
+def start_flow_logging(debug: bool) -> None:
+    from covermill.flows.offline import route_prefect_console
+
+    route_prefect_console(debug)
