@@ -25,6 +25,9 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="covermill-prefect
 os.environ.pop("PREFECT_API_URL", None)
 
 MUSIC_DIR = Path(os.environ.get("COVERMILL_TEST_MUSIC", "/usr/share/planetblupi/music"))
+# bench/'s random-model builders (random_pop2piano, random_stable_diffusion) make the tests' tiny models
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
 
 SERVER_FIXTURES = {"prefect_server", "prefect_api"}
 
@@ -197,3 +200,26 @@ def prefect_api(tmp_path_factory):
     finally:
         stop(server)
         log.close()
+
+
+# --- tiny random Pop2Piano weights (bench/random_pop2piano.py), for the model's and the stage's tests
+
+FEW_TOKENS = 48  # random weights never stop on their own: keep every segment short
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A Pop2Piano checkpoint of the real layout, randomly initialised, saved with save_pretrained."""
+    from random_pop2piano import save_random_pop2piano
+
+    return save_random_pop2piano(tmp_path_factory.mktemp("pop2piano") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def wavs(clips, tmp_path_factory) -> dict[str, Path]:
+    """name -> the `clips` decoded to 44.1 kHz WAV, as the generate stage reads songs."""
+    from covermill.tasks.core.audio import decode_to_wav
+
+    folder = tmp_path_factory.mktemp("wav")
+    return {name: decode_to_wav(clip, folder / f"{name}.wav") for name, clip in clips.items()}
+
