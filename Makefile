@@ -75,10 +75,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # The quick loop: no Prefect server, no browser, nothing slow (markers in pyproject.toml). With
-# ephemeral servers off, a test that would start one fails ("No Prefect API URL provided") instead
-# of slowing the loop down: mark it `server`.
+# ephemeral servers off and the browser refused, a test that would start either fails ("No Prefect
+# API URL provided", "mark it @pytest.mark.browser") instead of slowing the loop down: mark it.
 check: lint
-	PREFECT_SERVER_EPHEMERAL_ENABLED=false $(VENV)/bin/python -m pytest -q -m "not server and not browser and not slow" --durations=5
+	PREFECT_SERVER_EPHEMERAL_ENABLED=false COVERMILL_TEST_NO_BROWSER=1 $(VENV)/bin/python -m pytest -q -m "not server and not browser and not slow" --durations=5
 
 test: lint
 	$(VENV)/bin/python -m pytest -ra --durations=15

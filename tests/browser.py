@@ -35,6 +35,8 @@ VIRTUAL_TIME_MS = 15000
 
 
 def chromium() -> str:
+    if os.environ.get("COVERMILL_TEST_NO_BROWSER"):  # `make check`: the quick loop runs no browser
+        raise RuntimeError("this test starts Chromium: mark it @pytest.mark.browser so that `make check` leaves it out.")
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
         raise RuntimeError("chromium not found: install Debian's chromium package (make test does).")

@@ -3,13 +3,11 @@ Prefect servers the tests use; the markers that keep the quick loop quick (`make
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -32,48 +30,14 @@ sys.path.insert(0, str(BENCH))
 SERVER_FIXTURES = {"prefect_server", "prefect_api"}
 
 
-def _names_in(function) -> set[str]:
-    """Every global, attribute and imported name the code of `function` (nested functions
-    included) refers to."""
-    code = getattr(inspect.unwrap(getattr(function, "__func__", function)), "__code__", None)
-    names: set[str] = set()
-    stack = [code] if code else []
-    while stack:
-        code = stack.pop()
-        names.update(code.co_names)
-        stack.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
-    return names
-
-
-def _uses_the_browser(item: pytest.Item) -> bool:
-    """Whether the test, or a fixture it uses, calls tests/browser.py (imported at the top of the
-    module or inside the function)."""
-    import browser
-
-    helpers = {name for name, value in vars(browser).items()
-               if inspect.isfunction(value) and value.__module__ == "browser" and not name.startswith("_")}
-    info = getattr(item, "_fixtureinfo", None)
-    functions = [getattr(item, "obj", None)]
-    functions += [d.func for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]
-    for function in functions:
-        names = _names_in(function) if function is not None else set()
-        scope = getattr(inspect.unwrap(getattr(function, "__func__", function)), "__globals__", {})
-        if any(getattr(scope.get(name), "__module__", None) == "browser" for name in names & helpers):
-            return True
-        if "browser" in names and names & helpers:
-            return True
-    return False
-
-
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(config, items):
     """A safety net under the modules' own marks: a test that uses a Prefect server fixture (itself
-    or through another fixture) is `server`; one that drives the real browser is `browser`."""
+    or through another fixture) is `server`. (A browser test that lacks its mark fails in `make
+    check` instead: tests/browser.py refuses to start Chromium there.)"""
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("server"):
             item.add_marker(pytest.mark.server)
-        if not item.get_closest_marker("browser") and _uses_the_browser(item):
-            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session", autouse=True)
