@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from covermill.models.device import usable_cores
-from covermill.models.generator import Readiness
+from covermill.models.generator import Readiness, shipped_weights
 from covermill.models.notes import Note, sort_notes
 from covermill.models.options import ModelOptions
 
@@ -128,11 +128,4 @@ def load(options: BasicPitchOptions | Mapping[str, Any] | None = None) -> BasicP
 
 def check(options: BasicPitchOptions) -> Readiness:
     """The ONNX model shipped in basic-pitch's wheel is on disk (found, not loaded)."""
-    try:
-        weights = weights_path()
-    except ModuleNotFoundError as exc:
-        return Readiness(False, f"cannot load ({exc})")
-    if not weights.exists():
-        return Readiness(False, f"weights missing at {weights}")
-    size = f"{weights.stat().st_size / 1e6:.1f} MB"
-    return Readiness(True, f"basic-pitch {importlib.metadata.version('basic-pitch')}; {weights.name} ({size})")
+    return shipped_weights("basic-pitch", weights_path)

@@ -80,6 +80,21 @@ class Readiness(NamedTuple):
     fix: str = ""  # what to do when not ok; empty: reinstall the distribution that provides it
 
 
+def shipped_weights(distribution: str, weights_path: Callable[[], Path], digits: int = 1) -> Readiness:
+    """Readiness of a generator whose weights ship inside its wheel: the file is found (not loaded,
+    so no model library is imported) and named with its size."""
+    import importlib.metadata
+
+    try:
+        weights = weights_path()
+    except ModuleNotFoundError as exc:
+        return Readiness(False, f"cannot load ({exc})")
+    if not weights.exists():
+        return Readiness(False, f"weights missing at {weights}")
+    size = f"{weights.stat().st_size / 1e6:.{digits}f} MB"
+    return Readiness(True, f"{distribution} {importlib.metadata.version(distribution)}; {weights.name} ({size})")
+
+
 OptionsLike = ModelOptions | Mapping[str, Any] | None  # validated, to validate, or the defaults
 
 

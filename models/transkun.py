@@ -24,7 +24,7 @@ from pydantic import Field
 
 from covermill.models.audio import read_audio
 from covermill.models.device import resolve_device, usable_cores
-from covermill.models.generator import Readiness
+from covermill.models.generator import Readiness, shipped_weights
 from covermill.models.notes import Note, sort_notes
 from covermill.models.options import Device, ModelOptions
 
@@ -150,11 +150,4 @@ def load(options: TranskunOptions | Mapping[str, Any] | None = None) -> Transkun
 
 def check(options: TranskunOptions) -> Readiness:
     """The 2.0 weights shipped in transkun's wheel are on disk (found, not loaded: torch is slow to import)."""
-    try:
-        weights = weights_path()
-    except ModuleNotFoundError as exc:
-        return Readiness(False, f"cannot load ({exc})")
-    if not weights.exists():
-        return Readiness(False, f"weights missing at {weights}")
-    size = f"{weights.stat().st_size / 1e6:.0f} MB"
-    return Readiness(True, f"transkun {importlib.metadata.version('transkun')}; {weights.name} ({size})")
+    return shipped_weights("transkun", weights_path, digits=0)
