@@ -13,6 +13,7 @@ class Note(NamedTuple):
     end: float  # seconds
     pitch: int  # MIDI number
     velocity: int  # 1..127
+    hand: str = ""  # "right" or "left" once an arrangement assigns hands; "" before
 
     @property
     def duration(self) -> float:
@@ -21,7 +22,7 @@ class Note(NamedTuple):
 
 def sort_notes(notes: list[Note]) -> list[Note]:
     """Onset order with deterministic ties, so every style and the ranking see the same sequence."""
-    return sorted(notes, key=lambda n: (n.start, n.pitch, n.end, n.velocity))
+    return sorted(notes, key=lambda n: (n.start, n.pitch, n.end, n.velocity, n.hand))
 
 
 def polyphony(notes: list[Note]) -> int:

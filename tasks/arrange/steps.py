@@ -58,7 +58,7 @@ def resolve_same_pitch(notes: list[Note], merge_window: float = 0.0) -> list[Not
 def tidy(notes: list[Note]) -> list[Note]:
     """Notes in the form every step may rely on: sorted, positive lengths, plain numbers, velocity 1..127."""
     return sort_notes([
-        Note(float(n.start), float(n.end), int(n.pitch), min(127, max(1, int(n.velocity))))
+        Note(float(n.start), float(n.end), int(n.pitch), min(127, max(1, int(n.velocity))), str(n.hand))
         for n in notes if n.end > n.start
     ])
 
@@ -122,7 +122,7 @@ def thin(notes: list[Note], p: ThinParams) -> list[Note]:
     voices (a newly struck note before a held one). A held note that loses its voice ends where
     the new chord starts. Notes weaker than `min_velocity` or shorter than `min_duration` go first."""
     heard = [n for n in notes if n.velocity >= p.min_velocity and n.duration >= p.min_duration]
-    kept: list[list] = []  # [start, end, pitch, velocity], ends shortened in place
+    kept: list[list] = []  # [start, end, pitch, velocity, hand], ends shortened in place
     sounding: list[list] = []
     for group in onset_groups(heard, p.chord_window):
         t = group[0].start
@@ -131,7 +131,7 @@ def thin(notes: list[Note], p: ThinParams) -> list[Note]:
             if held[2] in struck and held[1] > t:  # the key is struck again
                 held[1] = t
         sounding = [h for h in sounding if h[1] > t]
-        fresh = [[n.start, n.end, n.pitch, n.velocity] for n in group]
+        fresh = [[n.start, n.end, n.pitch, n.velocity, n.hand] for n in group]
         contenders = [(h, False) for h in sounding] + [(f, True) for f in fresh]
         if len(contenders) > p.max_voices:
             by_pitch = sorted(contenders, key=lambda c: (c[0][2], c[1], c[0][3]))
@@ -271,7 +271,7 @@ def humanise(notes: list[Note], p: HumaniseParams, rng: np.random.Generator) -> 
 
     velocities = rng.normal(0.0, p.velocity_sd, len(notes)) if p.velocity_sd else np.zeros(len(notes))
     return [
-        Note(warp(n.start), warp(n.end), n.pitch, min(127, max(1, int(round(n.velocity + dv)))))
+        Note(warp(n.start), warp(n.end), n.pitch, min(127, max(1, int(round(n.velocity + dv)))), n.hand)
         for n, dv in zip(sort_notes(notes), velocities.tolist())
     ]
 
