@@ -33,3 +33,17 @@ def polyphony(notes: list[Note]) -> int:
         current += change
         most = max(most, current)
     return most
+
+
+CHORD_WINDOW = 0.03  # onsets closer than this (s) count as struck together
+
+
+def onset_groups(notes: list[Note], window: float = CHORD_WINDOW) -> list[list[Note]]:
+    """Notes in onset order, grouped into chords: each group spans at most `window` seconds."""
+    groups: list[list[Note]] = []
+    for note in sort_notes(notes):
+        if groups and note.start - groups[-1][0].start <= window:
+            groups[-1].append(note)
+        else:
+            groups.append([note])
+    return groups

@@ -1,37 +1,23 @@
-"""Arrangement steps: each a pure `notes -> notes` function with a validated parameter model.
+"""The note-level arrangement steps: each a pure `notes -> notes` function with a validated parameter model.
 
-They live in one registry (STEPS) so that a style in config.yaml can name them, and apart from the
-styles so that adding a step touches only this file. The note helpers at the top are shared by
-several steps (and the tests), which is why they are here rather than inside one step.
+fold, thin, melody_bass, sustain, humanise, quantise and dynamics work on the notes alone; the
+steps that need the song's beat grid, melody or chords (hands, melody, accompany, pedal, and
+quantise when a grid is known) work on the whole piece in modules of their own. All of them
+register in tasks/arrange/registry.py, so a style in config.yaml can name them. The note helpers
+at the top are shared by several steps (and the tests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 from pydantic import Field, model_validator
 
-from covermill.models.notes import PIANO_HIGH, PIANO_LOW, Note, sort_notes
+from covermill.models.notes import CHORD_WINDOW, PIANO_HIGH, PIANO_LOW, Note, onset_groups, sort_notes
 from covermill.tasks.arrange.beats import beat_times
+from covermill.tasks.arrange.registry import register
 from covermill.tasks.core.settings import Settings
 
-CHORD_WINDOW = 0.03  # onsets closer than this (s) count as struck together
-
-
 # ---------------------------------------------------------------- shared helpers
-
-def onset_groups(notes: list[Note], window: float = CHORD_WINDOW) -> list[list[Note]]:
-    """Notes in onset order, grouped into chords: each group spans at most `window` seconds."""
-    groups: list[list[Note]] = []
-    for note in sort_notes(notes):
-        if groups and note.start - groups[-1][0].start <= window:
-            groups[-1].append(note)
-        else:
-            groups.append([note])
-    return groups
-
 
 def resolve_same_pitch(notes: list[Note], merge_window: float = 0.0) -> list[Note]:
     """A key cannot sound twice: same-pitch onsets within `merge_window` become one note, and an
@@ -65,24 +51,6 @@ def tidy(notes: list[Note]) -> list[Note]:
 
 # ---------------------------------------------------------------- the steps
 
-@dataclass(frozen=True)
-class Step:
-    name: str
-    params: type[Settings]
-    run: Callable[..., list[Note]]  # (notes, params) or, when random, (notes, params, rng)
-    random: bool = False
-
-
-STEPS: dict[str, Step] = {}
-
-
-def _register(name: str, params: type[Settings], random: bool = False):
-    def register(run: Callable[..., list[Note]]) -> Callable[..., list[Note]]:
-        STEPS[name] = Step(name, params, run, random)
-        return run
-    return register
-
-
 class FoldParams(Settings):
     low: int = Field(PIANO_LOW, ge=0, le=127)
     high: int = Field(PIANO_HIGH, ge=0, le=127)
@@ -95,7 +63,7 @@ class FoldParams(Settings):
         return self
 
 
-@_register("fold", FoldParams)
+@register("fold", FoldParams)
 def fold(notes: list[Note], p: FoldParams) -> list[Note]:
     """Move every note by octaves into low..high, then merge the unisons that creates."""
     moved = []
@@ -116,7 +84,7 @@ class ThinParams(Settings):
     chord_window: float = Field(CHORD_WINDOW, ge=0.0)
 
 
-@_register("thin", ThinParams)
+@register("thin", ThinParams)
 def thin(notes: list[Note], p: ThinParams) -> list[Note]:
     """At most `max_voices` notes at once: the top line and the bass stay, then the loudest inner
     voices (a newly struck note before a held one). A held note that loses its voice ends where
@@ -157,7 +125,7 @@ class MelodyBassParams(Settings):
     chord_window: float = Field(CHORD_WINDOW, ge=0.0)
 
 
-@_register("melody_bass", MelodyBassParams)
+@register("melody_bass", MelodyBassParams)
 def melody_bass(notes: list[Note], p: MelodyBassParams) -> list[Note]:
     """Right hand: the top line (skyline) of the notes at or above `split`; left hand: the lowest
     note below `split` struck in each beat-grid cell, held through its cell."""
@@ -209,7 +177,7 @@ class SustainParams(Settings):
     chord_window: float = Field(CHORD_WINDOW, ge=0.0)
 
 
-@_register("sustain", SustainParams)
+@register("sustain", SustainParams)
 def sustain(notes: list[Note], p: SustainParams) -> list[Note]:
     """Pedal-like smoothing: a re-strike right after a note ends continues it, and every note
     rings on until the next chord change (a chord of `min_chord_size`+ notes with other pitch
@@ -253,7 +221,7 @@ class HumaniseParams(Settings):
     timing_sd: float = Field(0.008, ge=0.0)  # seconds
 
 
-@_register("humanise", HumaniseParams, random=True)
+@register("humanise", HumaniseParams, random=True)
 def humanise(notes: list[Note], p: HumaniseParams, rng: np.random.Generator) -> list[Note]:
     """Random velocity jitter per note, and timing jitter as a gentle tempo wobble: each chord
     moves as one, and every note end moves with the time around it, so a note that ended as a
@@ -276,42 +244,12 @@ def humanise(notes: list[Note], p: HumaniseParams, rng: np.random.Generator) -> 
     ]
 
 
-class QuantiseParams(Settings):
-    grid: float | None = Field(None, gt=0.0)  # seconds per beat; None = tracked beats
-    subdivision: int = Field(4, ge=1)  # grid points per beat
-    strength: float = Field(1.0, ge=0.0, le=1.0)  # 1 = onto the grid, 0 = unchanged
-    ends: bool = True  # snap note ends too
-
-
-@_register("quantise", QuantiseParams)
-def quantise(notes: list[Note], p: QuantiseParams) -> list[Note]:
-    """Pull onsets (and ends) towards the nearest point of a beat grid split `subdivision` ways."""
-    if not notes:
-        return []
-    beats = beat_times(notes, p.grid)
-    fractions = np.arange(p.subdivision) / p.subdivision
-    points = np.concatenate([(a + (b - a) * fractions) for a, b in zip(beats[:-1], beats[1:])] + [beats[-1:]])
-    smallest = float(np.min(np.diff(points))) if len(points) > 1 else 0.05
-
-    def snap(t: float) -> float:
-        i = int(np.clip(np.searchsorted(points, t), 1, len(points) - 1))
-        nearest = points[i - 1] if t - points[i - 1] <= points[i] - t else points[i]
-        return max(0.0, t + p.strength * (float(nearest) - t))
-
-    out = []
-    for note in notes:
-        start = snap(note.start)
-        end = snap(note.end) if p.ends else note.end + (start - note.start)
-        out.append(note._replace(start=start, end=max(end, start + smallest)))
-    return resolve_same_pitch(out, merge_window=1e-6)
-
-
 class DynamicsParams(Settings):
     target: int = Field(80, ge=1, le=127)  # the velocity every note is pulled towards
     strength: float = Field(0.5, ge=0.0, le=1.0)  # 0 keeps the velocities, 1 plays every note at `target`
 
 
-@_register("dynamics", DynamicsParams)
+@register("dynamics", DynamicsParams)
 def dynamics(notes: list[Note], p: DynamicsParams) -> list[Note]:
     """Narrow the velocity range: a transcription's faint notes (inner voices, soft accompaniment)
     become audible beside its loudest, as a pianist balances the hands."""

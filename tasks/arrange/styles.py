@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from pydantic import Field, ValidationError, field_validator
 
 from covermill.models.notes import Note
-from covermill.tasks.arrange.steps import STEPS, Step, tidy
+from covermill.tasks.arrange import quantise  # noqa: F401 - registers its step
+from covermill.tasks.arrange.registry import STEPS, Step, StepContext
+from covermill.tasks.arrange.steps import tidy
+from covermill.tasks.core.music import Piece
 from covermill.tasks.core.settings import Settings
 
 StepSpec = dict[str, Any]  # {"step": <name>, <param>: <value>, ...}
@@ -48,20 +52,25 @@ def style_uses_seed(steps: list[StepSpec]) -> bool:
     return any(parse_step(spec)[0].random for spec in steps)
 
 
-def arrange(notes: list[Note], steps: list[StepSpec], seed: int | None = None) -> list[Note]:
-    """Run a style's steps in order; the seed feeds the random ones (and only them)."""
+def arrange_piece(notes: list[Note], steps: list[StepSpec], seed: int | None = None, analysis: Any = None) -> Piece:
+    """Run a style's steps in order on a transcription; the seed feeds the random steps (and only
+    them), and `analysis` (the song's beat grid, melody and chords; tasks/arrange/analysis.py) the
+    steps that follow the music. The piece sits on the analysis's grid when there is one."""
     parsed = [parse_step(spec) for spec in steps]
     rng = np.random.default_rng(seed) if seed is not None else None
-    notes = tidy(list(notes))
+    grid = getattr(analysis, "grid", None)
+    piece = Piece(notes=tidy(list(notes)), grid=grid)
     for step, params in parsed:
-        if step.random:
-            if rng is None:
-                raise ValueError(f"arrangement step {step.name!r} is random and needs a seed")
-            notes = step.run(notes, params, rng)
-        else:
-            notes = step.run(notes, params)
-        notes = tidy(notes)
-    return notes
+        if step.random and rng is None:
+            raise ValueError(f"arrangement step {step.name!r} is random and needs a seed")
+        piece = step.apply(piece, params, StepContext(analysis=analysis, rng=rng if step.random else None))
+        piece = replace(piece, notes=tidy(piece.notes))
+    return piece
+
+
+def arrange(notes: list[Note], steps: list[StepSpec], seed: int | None = None, analysis: Any = None) -> list[Note]:
+    """The notes of arrange_piece (for callers that need no pedal or grid)."""
+    return arrange_piece(notes, steps, seed, analysis).notes
 
 
 # Chosen on the quality bench (bench/README.md): every style ends playable (piano range, at most

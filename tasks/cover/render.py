@@ -23,7 +23,7 @@ from covermill.tasks.core.atomic import copy_atomic, file_sha256
 from covermill.tasks.core.audio import SAMPLE_RATE, write_audio
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
-from covermill.tasks.core.midi import read_midi
+from covermill.tasks.core.midi import PEDAL, read_piece
 from covermill.tasks.core.records import Candidate, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_logger, stage_task
@@ -108,44 +108,57 @@ def _synth(soundfont: Path, sample_rate: int) -> _Synth:
     return _cached
 
 
-def _events(notes: list[Note], sample_rate: int) -> list[tuple[int, int, int, int]]:
-    """(sample, is_on, pitch, velocity) in time order, note-offs before note-ons at the same sample,
-    so a note re-struck right as it ends is not cut by its own note-off."""
+# What happens at one sample, in this order: the pedal lifts, keys are released, the pedal goes
+# down, keys are struck. A note re-struck right as it ends is not cut by its own note-off, and a
+# pedal changed at a chord change catches the new chord, not the old one.
+PEDAL_UP, NOTE_OFF, PEDAL_DOWN, NOTE_ON = range(4)
+
+
+def _events(notes: list[Note], sample_rate: int, pedal: tuple[tuple[float, float], ...] = ()) -> list[tuple[int, int, int, int]]:
+    """(sample, kind, pitch, velocity) in time order; kinds as above (pitch and velocity 0 for the pedal)."""
     events = []
     for note in notes:
         start = round(note.start * sample_rate)
         end = max(round(note.end * sample_rate), start + 1)
-        events.append((start, 1, note.pitch, max(1, min(127, note.velocity))))
-        events.append((end, 0, note.pitch, 0))
+        events.append((start, NOTE_ON, note.pitch, max(1, min(127, note.velocity))))
+        events.append((end, NOTE_OFF, note.pitch, 0))
+    for down, up in pedal:
+        events.append((round(down * sample_rate), PEDAL_DOWN, 0, 0))
+        events.append((max(round(up * sample_rate), round(down * sample_rate) + 1), PEDAL_UP, 0, 0))
     events.sort()
     return events
 
 
-def render_notes(notes: list[Note], settings: RenderSettings, drop_shorter_than: float = 0.0) -> np.ndarray:
+def render_notes(notes: list[Note], settings: RenderSettings, drop_shorter_than: float = 0.0,
+                 pedal: tuple[tuple[float, float], ...] = ()) -> np.ndarray:
     """Mono float32 samples of `notes` played on `settings.program`, normalised; silence if no notes.
 
     Notes shorter than `drop_shorter_than` seconds are left out (the AMT-APC protocol drops notes
-    under 0.08 s before rendering). The result lasts until the last note ends plus the tail.
+    under 0.08 s before rendering). `pedal` holds the sustain pedal down over each (down, up)
+    interval, as controller 64 does on a piano. The result lasts until the last note ends (or the
+    pedal lifts) plus the tail.
     """
     notes = [n for n in notes if n.end - n.start >= drop_shorter_than and 0 <= n.pitch <= 127]
     rate = settings.sample_rate
     tail = round(settings.tail_seconds * rate)
     if not notes:
         return np.zeros(tail, dtype=np.float32)
-    events = _events(notes, rate)
+    events = _events(notes, rate, pedal)
     total = events[-1][0] + tail
     left, right = np.zeros(total, np.float32), np.zeros(total, np.float32)
     with _render_lock:
         synth = _synth(settings.soundfont, rate)
         synth.reset(settings.program, settings.gain)
         position = 0
-        for sample, is_on, pitch, velocity in events:
+        for sample, kind, pitch, velocity in events:
             synth.write(left, right, position, sample - position)
             position = sample
-            if is_on:
+            if kind == NOTE_ON:
                 synth.synth.noteon(0, pitch, velocity)
-            else:
+            elif kind == NOTE_OFF:
                 synth.synth.noteoff(0, pitch)
+            else:
+                synth.synth.cc(0, PEDAL, 127 if kind == PEDAL_DOWN else 0)
         synth.write(left, right, position, total - position)
     mono = (left + right) * np.float32(0.5)
     return normalise(mono, settings.target_rms_dbfs, settings.peak_ceiling_dbfs)
@@ -173,7 +186,8 @@ def normalise(samples: np.ndarray, target_rms_dbfs: float | None, peak_ceiling_d
 
 def render_midi(midi_path: Path, target_audio: Path, settings: RenderSettings, drop_shorter_than: float = 0.0) -> Path:
     """Render a MIDI file to `target_audio` (FLAC or WAV by suffix), atomically."""
-    samples = render_notes(read_midi(Path(midi_path)), settings, drop_shorter_than)
+    piece = read_piece(Path(midi_path))
+    samples = render_notes(piece.notes, settings, drop_shorter_than, piece.pedal)
     return write_audio(Path(target_audio), samples, settings.sample_rate)
 
 

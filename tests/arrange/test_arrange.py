@@ -9,17 +9,18 @@ from pydantic import ValidationError
 from covermill.models.notes import Note, polyphony
 from covermill.tasks.arrange import styles as arr
 from covermill.tasks.arrange.beats import beat_times
+from covermill.tasks.arrange.quantise import QuantiseParams
+from covermill.tasks.arrange.registry import STEPS, StepContext
 from covermill.tasks.arrange.steps import (
-    STEPS,
     FoldParams,
     HumaniseParams,
     MelodyBassParams,
-    QuantiseParams,
     SustainParams,
     ThinParams,
 )
 from covermill.tasks.arrange.styles import ArrangeSettings, arrange, style_uses_seed
 from covermill.tasks.core.midi import read_midi
+from covermill.tasks.core.music import Piece
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +137,7 @@ def test_humanise_is_reproducible_per_seed_and_keeps_the_chords(band):
 
 
 def test_quantise_snaps_onsets_to_the_grid(band):
-    snapped = STEPS["quantise"].run(band, QuantiseParams(grid=0.5, subdivision=2))
+    snapped = STEPS["quantise"].apply(Piece(notes=band), QuantiseParams(grid=0.5, subdivision=2), StepContext()).notes
     assert all(abs(n.start / 0.25 - round(n.start / 0.25)) < 1e-6 for n in snapped)
     assert all(n.end > n.start for n in snapped) and same_pitch_overlaps(snapped) == 0
 

@@ -209,3 +209,20 @@ def test_candidates_with_the_same_notes_share_one_render(tmp_path):
     audio = render_candidates.fn(make_song(tmp_path), candidates, out, RenderSettings())
     assert audio["faithful"].read_bytes() == audio["folded"].read_bytes()  # same notes: one render, copied
     assert audio["other"].read_bytes() != audio["faithful"].read_bytes()
+
+
+def test_the_sustain_pedal_holds_a_released_key():
+    """A key released at 0.2 s rings on while the pedal is down (until 1.5 s) and dies without it."""
+    settings = RenderSettings(target_rms_dbfs=None)  # keep the synth's level: the two renders compare as they are
+    staccato = [Note(0.0, 0.2, 60, 100)]
+    dry = render_notes(staccato, settings)
+    pedalled = render_notes(staccato, settings, pedal=((0.0, 1.5),))
+    rate = settings.sample_rate
+
+    def level(samples, start, end):
+        part = samples[int(start * rate):int(end * rate)]
+        return float(np.sqrt(np.mean(np.square(part, dtype=np.float64))))
+
+    assert level(pedalled, 0.8, 1.2) > 10 * level(dry, 0.8, 1.2)  # still sounding at 1 s
+    assert level(pedalled, 0.0, 0.15) == pytest.approx(level(dry, 0.0, 0.15), rel=0.05)  # the strike itself is the same
+    assert len(pedalled) > len(dry)  # the render lasts until the pedal lifts, plus the tail
