@@ -20,7 +20,9 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator
 
 from covermill.models.notes import Note
-from covermill.tasks.arrange import quantise  # noqa: F401 - registers its step
+
+# each module registers its step(s) in the registry when imported
+from covermill.tasks.arrange import accompany, hands, melody, pedal, quantise  # noqa: F401
 from covermill.tasks.arrange.registry import STEPS, Step, StepContext
 from covermill.tasks.arrange.steps import tidy
 from covermill.tasks.core.music import Piece
@@ -76,6 +78,9 @@ def arrange(notes: list[Note], steps: list[StepSpec], seed: int | None = None, a
 # Chosen on the quality bench (bench/README.md): every style ends playable (piano range, at most
 # eight keys at once) and the first two gave the closest covers; the others are different takes
 # (simpler, pedalled, humanised) the ranking may prefer on another song.
+_PIANIST: list[StepSpec] = [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "quantise"}, {"step": "melody"}]
+_PLAYED: list[StepSpec] = [{"step": "hands"}, {"step": "pedal"}]
+
 DEFAULT_STYLES: dict[str, list[StepSpec]] = {
     # Faint inner voices brought up to be heard, then six keys at most: the closest on the bench.
     "balanced": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "thin", "max_voices": 6, "min_duration": 0.06}],
@@ -86,6 +91,14 @@ DEFAULT_STYLES: dict[str, list[StepSpec]] = {
     # Notes ring on to the next chord, then thinning keeps it to six keys down at once.
     "pedal": [{"step": "fold"}, {"step": "sustain"}, {"step": "thin", "max_voices": 6}],
     "humanised": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "thin", "max_voices": 6}, {"step": "humanise"}],
+    # Styles a pianist would recognise: on the song's beat grid, the tune on top, the left hand
+    # rebuilt from the harmony, two hands, the pedal changed with the chords.
+    "ballad": [*_PIANIST, {"step": "accompany", "pattern": "broken", "every": "half-bar"}, *_PLAYED],
+    "pop-arpeggio": [*_PIANIST, {"step": "accompany", "pattern": "arpeggio", "every": "half-bar"}, *_PLAYED],
+    "block-chords": [*_PIANIST, {"step": "accompany", "pattern": "block", "every": "beat"}, *_PLAYED],
+    "melody-octaves": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "quantise"},
+                       {"step": "melody", "octave_below": True}, {"step": "accompany", "pattern": "octaves", "every": "half-bar"},
+                       *_PLAYED],
 }
 
 STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # part of candidate file names

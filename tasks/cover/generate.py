@@ -28,12 +28,11 @@ from covermill.models.errors import BrokenGenerator, ModelMissing, OutOfMemory, 
 from covermill.models.generator import Variant, cover_variants, generator_options, load_generator
 from covermill.models.notes import Note
 from covermill.models.options import ModelOptions
-from covermill.tasks.arrange.styles import ArrangeSettings
-from covermill.tasks.arrange.styles import arrange as arrange_notes
+from covermill.tasks.arrange.styles import ArrangeSettings, arrange_piece
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.gpu_slot import GpuSettings
 from covermill.tasks.core.layout import SongFolder
-from covermill.tasks.core.midi import read_midi, write_midi
+from covermill.tasks.core.midi import read_midi, write_midi, write_piece
 from covermill.tasks.core.records import Candidate, Generated, Song
 from covermill.tasks.core.run_artifacts import progress_bar
 from covermill.tasks.core.settings import Settings
@@ -180,12 +179,12 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
         if path.exists():
             count = len(read_midi(path))
         else:
-            arranged = arrange_notes(notes, arrange.styles[style], seed)
-            if not arranged:
+            arranged = arrange_piece(notes, arrange.styles[style], seed)
+            if not arranged.notes:
                 log.warning(f"{cid}: the {style} style left no notes; skipped")
                 continue
-            write_midi(arranged, path)
-            count = len(arranged)
+            write_piece(arranged, path)  # on the song's bars, two hands and the pedal where the style made them
+            count = len(arranged.notes)
         candidates.append(Candidate(id=cid, generator=generator, style=style, seed=seed, midi=path, note_count=count))
     return candidates
 

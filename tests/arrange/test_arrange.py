@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from covermill.models.notes import Note, polyphony
+from covermill.models.notes import Note, onset_groups, polyphony
 from covermill.tasks.arrange import styles as arr
 from covermill.tasks.arrange.beats import beat_times
 from covermill.tasks.arrange.quantise import QuantiseParams
@@ -151,7 +151,9 @@ def test_beat_tracking_finds_the_scores_tempo(reference_midis, song, beat):
     assert beat_times(notes, period=0.25)[1] == 0.25
 
 
-DEFAULT_CAPS = {"balanced": 6, "rich": 8, "thinned": 8, "sparse": 4, "melody-bass": 2, "pedal": 6, "humanised": 6}  # most keys down at once
+DEFAULT_CAPS = {"balanced": 6, "rich": 8, "thinned": 8, "sparse": 4, "melody-bass": 2, "pedal": 6, "humanised": 6,
+                "ballad": 10, "pop-arpeggio": 10, "block-chords": 10, "melody-octaves": 10}  # most keys down at once
+TWO_HANDED = {"ballad", "pop-arpeggio", "block-chords", "melody-octaves"}
 
 
 def test_every_default_style_is_deterministic_and_playable(band):
@@ -164,6 +166,12 @@ def test_every_default_style_is_deterministic_and_playable(band):
         assert out and all(n.end > n.start and 1 <= n.velocity <= 127 for n in out)
         assert all(21 <= n.pitch <= 108 for n in out)
         assert polyphony(out) <= DEFAULT_CAPS[style], style
+        if style in TWO_HANDED:
+            assert {n.hand for n in out} == {"left", "right"}, style
+            for group in onset_groups(out):
+                for hand in ("left", "right"):
+                    struck = sorted(n.pitch for n in group if n.hand == hand)
+                    assert len(struck) <= 5 and (not struck or struck[-1] - struck[0] <= 14), (style, struck)
 
 
 def test_only_random_styles_take_seeds():
@@ -176,7 +184,7 @@ def test_only_random_styles_take_seeds():
 
 
 def test_settings_name_the_known_steps():
-    with pytest.raises(ValidationError, match="unknown arrangement step 'fodl'; known steps: dynamics, fold, humanise, melody_bass"):
+    with pytest.raises(ValidationError, match="unknown arrangement step 'fodl'; known steps: accompany, dynamics, fold, hands, humanise, melody, melody_bass, pedal"):
         ArrangeSettings(styles={"mine": [{"step": "fodl"}]})
     with pytest.raises(ValidationError, match="max_voices"):
         ArrangeSettings(styles={"mine": [{"step": "thin", "max_voices": 1}]})
