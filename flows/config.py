@@ -25,6 +25,7 @@ from covermill.tasks.media.metadata import MetadataSettings
 from covermill.tasks.media.thumbnail import ThumbnailSettings
 from covermill.tasks.media.video import VideoSettings
 from covermill.tasks.publish.upload import UploadSettings
+from covermill.tasks.rank.identity import IdentitySettings
 from covermill.tasks.rank.ranking import RankSettings
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -36,6 +37,7 @@ class CovermillConfig(Settings):
     arrange: ArrangeSettings = ArrangeSettings()
     render: RenderSettings = RenderSettings()
     rank: RankSettings = RankSettings()
+    identity: IdentitySettings = IdentitySettings()
     thumbnail: ThumbnailSettings = ThumbnailSettings()
     video: VideoSettings = VideoSettings()
     metadata: MetadataSettings = MetadataSettings()

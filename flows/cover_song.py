@@ -21,7 +21,7 @@ from covermill.flows.review import show_song
 from covermill.tasks.core.atomic import write_json
 from covermill.tasks.core.errors import EveryCandidateRejected
 from covermill.tasks.core.layout import SongFolder, ledger_path
-from covermill.tasks.core.ledger import APPROVAL_STAGE, Ledger, State
+from covermill.tasks.core.ledger import APPROVAL_STAGE, IDENTITY_STAGE, Ledger, State
 from covermill.tasks.core.records import Candidate, CoverResult, Generated, Publication, Ranking, Song
 from covermill.tasks.cover.download import download
 from covermill.tasks.cover.generate import generate_candidates
@@ -29,6 +29,7 @@ from covermill.tasks.cover.render import render_candidates, render_winner_task
 from covermill.tasks.media.metadata import render_metadata
 from covermill.tasks.media.thumbnail import make_thumbnail_task
 from covermill.tasks.media.video import make_video_task
+from covermill.tasks.rank.identity import check_identity
 from covermill.tasks.rank.ranking import rank, write_ranking
 
 T = TypeVar("T")
@@ -78,6 +79,23 @@ def _audio_on_disk(folder: SongFolder, candidates: list[Candidate]) -> dict[str,
 
 def _existing(path: Path) -> Path | None:
     return path if path.exists() else None
+
+
+def identity_gate(run: SongRun, winner: Candidate, folder: SongFolder, config: CovermillConfig) -> str | None:
+    """The recognisability gate (tasks/rank/identity.py) on the pick; the reason when it holds the
+    song back from the queue, None when it lets it through (or is off). Checked once per pick."""
+    if not config.identity.enabled:
+        return None
+    ledger, song = run.ledger, run.song
+    found = ledger.stage_state(song.id, IDENTITY_STAGE)
+    if found is not None and found[0] in (State.DONE, State.HELD) and not run.upstream_changed:
+        return found[1] if found[0] == State.HELD else None
+    started = time.perf_counter()
+    verdict = check_identity(song, folder.candidate_audio(winner.id), folder.root.parent, ledger.songs(), config.identity)
+    ledger.mark(song.id, IDENTITY_STAGE, State.HELD if verdict.held else State.DONE, verdict.reason,
+                seconds=time.perf_counter() - started)
+    run.logger.info("identity: %s", verdict.reason)
+    return verdict.reason if verdict.held else None
 
 
 def write_publication(song: Song, winner: Candidate, ranking: Ranking, thumbnail: Path, video: Path,
@@ -175,6 +193,7 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
         lambda: folder.winner_audio if folder.winner_audio.exists() and folder.winner_midi.exists() else None,
         lambda: render_winner_task(song, winner, out, config.render),
     )
+    held = identity_gate(run, winner, folder, config)
     thumbnail = run.run_stage(
         "thumbnail",
         lambda: _existing(folder.thumbnail),
@@ -186,12 +205,16 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     logger.info("winner: %s", winner.id)
 
     approved = True
+    answered = ledger.stage_state(song.id, APPROVAL_STAGE)
     if config.upload.approval:
-        answered = ledger.stage_state(song.id, APPROVAL_STAGE)
         if answered is not None and answered[0] in (State.DONE, State.REJECTED) and not run.upstream_changed:
             approved = answered[0] == State.DONE  # the same cover was answered before: not asked again
         else:
             winner, approved = approval(song, ranking, candidates, winner, folder, ledger, config)
+    elif held is not None:
+        approved = answered is not None and answered[0] == State.DONE and not run.upstream_changed
+        if not approved:
+            logger.warning("held back from the publishing queue: %s (`covermill approve %s` queues it anyway)", held, song.id)
     # The song joins the queue; publish sends what today's budget allows, best first (maybe
     # another song), and in a dry run writes the requests it would send.
     published = publish(out_dir=out_dir, config=config, dry_run=dry_run).published if approved else {}

@@ -143,3 +143,34 @@ def auth(
             print(f"imported: the token is in {saved} (mode 0600).")
         else:
             authorize(settings.upload.auth, out, headless=headless, open_browser=not no_browser, port=port)
+
+
+@app.command(
+    help=(
+        "Let a song into the publishing queue that covermill held back: its pick was not nearer to "
+        "its own original than to other songs of the work folder (the recognisability gate; the "
+        "review page says why). Listen first: the song's review.html has its players. Publishing "
+        "then goes as usual, best first, a few a day.\n\n"
+        "Example:\n\n"
+        "  covermill approve 3f2a9c1b0d4e --out covers"
+    )
+)
+def approve(
+    song_id: Annotated[str, typer.Argument(help="The song's id: its folder's name under --out.", show_default=False)],
+    out: WorkFolder = Path("out"),
+) -> None:
+    from covermill.tasks.core.layout import ledger_path
+    from covermill.tasks.core.ledger import APPROVAL_STAGE, IDENTITY_STAGE, Ledger, State
+
+    if not ledger_path(out).exists():
+        say_error(f"{out}: no ledger here; give the --out folder that `covermill run` used.")
+        raise typer.Exit(2)
+    ledger = Ledger(ledger_path(out))
+    song = ledger.song(song_id)
+    if song is None:
+        say_error(f"{song_id}: no such song in {out}; the ids are the song folders' names (`covermill queue` lists the waiting ones).")
+        raise typer.Exit(2)
+    held = ledger.stage_state(song_id, IDENTITY_STAGE)
+    ledger.mark(song_id, APPROVAL_STAGE, State.DONE, "approved from the command line")
+    why = f" (it was held back: {held[1]})" if held and held[0] == State.HELD else ""
+    print(f"approved: {song.title!r} may be published{why}; `covermill queue` shows its place.")

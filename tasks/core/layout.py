@@ -88,3 +88,8 @@ class SongFolder:
     def review_page(self) -> Path:
         """The song's page of the review gallery."""
         return self.root / "review.html"
+
+    @property
+    def original_chroma(self) -> Path:
+        """The original's HPCP at the native hop (numpy .npy), kept for other songs' identity checks."""
+        return self.root / "original_chroma.npy"

@@ -62,9 +62,12 @@ class State(StrEnum):
     RUNNING = "running"
     SKIPPED = "skipped"
     REJECTED = "rejected"
+    HELD = "held"  # finished but held back from publishing until a person approves it (the identity gate)
+
 
 GENERATOR_STAGE = "generate:"  # + a generator's name: how that generator fared on the song
 APPROVAL_STAGE = "approval"  # upload.approval: a person's answer; only an approved song joins the publishing queue
+IDENTITY_STAGE = "identity"  # is the pick nearer its own original than others? held when not
 THUMBNAIL_ART_STAGE = "thumbnail:art"  # detail: where the picture came from, or why it is the fallback
 
 

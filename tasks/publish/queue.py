@@ -1,6 +1,7 @@
 """The publishing queue: finished videos waiting for YouTube, best first, and what today allows.
 
-A song waits once its video is made and until its upload is done. The queue is ordered by the
+A song waits once its video is made and until its upload is done, unless a person rejected it or
+the recognisability gate held it back and nobody approved it since. The queue is ordered by the
 ranking's combined score of the winner (lower is better), so when the budget is short the best
 covers go first and the rest wait for the next Pacific-time quota day.
 """
@@ -11,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from covermill.tasks.core.layout import SongFolder
-from covermill.tasks.core.ledger import APPROVAL_STAGE, Ledger, State
+from covermill.tasks.core.ledger import APPROVAL_STAGE, IDENTITY_STAGE, Ledger, State
 from covermill.tasks.core.records import Record
 from covermill.tasks.publish.quota import QuotaSettings, pacific_day, publish_times, uploads_that_fit
 
@@ -47,6 +48,9 @@ def waiting(ledger: Ledger, out_dir: Path) -> list[Waiting]:
             continue
         answer = ledger.stage_state(song.id, APPROVAL_STAGE)
         if answer is not None and answer[0] != State.DONE:  # waiting for a person, or rejected by one
+            continue
+        identity = ledger.stage_state(song.id, IDENTITY_STAGE)
+        if identity is not None and identity[0] == State.HELD and answer is None:  # not recognisable, and nobody approved it
             continue
         folder = SongFolder(out_dir, song.id)
         if not (folder.metadata.exists() and folder.video.exists()):  # deleted by hand: nothing to send

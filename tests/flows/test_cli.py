@@ -34,7 +34,7 @@ def assert_one_sentence(result, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["doctor"], ["auth"], ["queue"], ["publish"], ["nightly"], ["serve"], ["deploy"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["doctor"], ["auth"], ["queue"], ["publish"], ["approve"], ["nightly"], ["serve"], ["deploy"]])
 def test_help_explains_with_examples(command):
     result = subprocess.run([COVERMILL, *command, "--help"], capture_output=True, text=True, check=True)
     assert "Examples:" in result.stdout or "Example:" in result.stdout
