@@ -41,6 +41,11 @@ class SongFolder:
     def metadata(self) -> Path:
         return self.root / "metadata.json"
 
+    @property
+    def analysis(self) -> Path:
+        """The song's beat grid, melody and chords, tracked once (tasks/arrange/analysis.py)."""
+        return self.root / "analysis.json"
+
     def transcription(self, generator: str) -> Path:
         return self.root / "transcriptions" / f"{generator}.mid"
 

@@ -13,6 +13,7 @@ song (Pop2Piano without a beat grid) is skipped with its reason; the others go o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,6 +29,7 @@ from covermill.models.errors import BrokenGenerator, ModelMissing, OutOfMemory, 
 from covermill.models.generator import Variant, cover_variants, generator_options, load_generator
 from covermill.models.notes import Note
 from covermill.models.options import ModelOptions
+from covermill.tasks.arrange.analysis import SongAnalysis, analyse, load_analysis, save_analysis
 from covermill.tasks.arrange.styles import ArrangeSettings, arrange_piece
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.gpu_slot import GpuSettings
@@ -146,6 +148,22 @@ def transcribe_song(song: Song, folder: SongFolder, generator: str, options: Mod
     return read_midi(path)
 
 
+def song_analysis(song: Song, folder: SongFolder, notes: list[Note]) -> SongAnalysis:
+    """The song's beat grid, meter, melody and chords (tasks/arrange/analysis.py), tracked from its
+    audio once and kept in analysis.json; `notes` stand in for the beats where the audio has none."""
+    found = load_analysis(folder.analysis)
+    if found is None:
+        started = time.perf_counter()
+        analysed = analyse(Path(song.audio), notes)
+        # read back what was written, so the first run arranges on exactly the grid a re-run reads
+        found = load_analysis(save_analysis(analysed, folder.analysis)) or analysed
+        stage_logger("generate").info(
+            f"analysis: {found.tempo:.0f} BPM, {found.grid.beats_per_bar} beats a bar, "
+            f"{'triplets' if found.grid.steps_per_beat == 3 else 'straight'}, beats from the {found.grid.source}, "
+            f"key {found.key or 'unknown'} ({time.perf_counter() - started:.1f} s)")
+    return found
+
+
 def candidate_id(generator: str, style: str, seed: int | None) -> str:
     return f"{generator}-{style}" if seed is None else f"{generator}-{style}-s{seed}"
 
@@ -163,6 +181,7 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     planned = [(style, seed, candidate_id(generator, style, seed)) for style, seed in arrange.variants()]
     missing = [p for p in planned if not folder.candidate_midi(p[2]).exists()]
     notes: list[Note] = []
+    analysis: SongAnalysis | None = None
     if missing:
         log.info(f"{generator}: transcribing {song.title or song.id}" if not folder.transcription(generator).exists()
                  else f"{generator}: reading the saved transcription")
@@ -171,6 +190,7 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
             log.warning(f"{generator} found no notes in {song.source}; it gives no candidates")
             return []
         log.info(f"{generator}: {len(notes)} notes; arranging {len(missing)} of {len(planned)} candidates")
+        analysis = song_analysis(song, folder, notes)
     report(0.5)
     candidates = []
     for number, (style, seed, cid) in enumerate(planned, 1):
@@ -179,7 +199,7 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
         if path.exists():
             count = len(read_midi(path))
         else:
-            arranged = arrange_piece(notes, arrange.styles[style], seed)
+            arranged = arrange_piece(notes, arrange.styles[style], seed, analysis)
             if not arranged.notes:
                 log.warning(f"{cid}: the {style} style left no notes; skipped")
                 continue

@@ -14,7 +14,7 @@ from covermill.tasks.arrange.styles import ArrangeSettings
 from covermill.tasks.core.audio import decode_to_wav, write_audio
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
-from covermill.tasks.core.midi import read_midi, write_midi
+from covermill.tasks.core.midi import read_midi, read_piece, write_midi
 from covermill.tasks.core.records import Song
 from covermill.tasks.cover import generate as gen
 from covermill.tasks.cover.generate import GenerateSettings, candidate_id, make_candidates, transcribe_song
@@ -106,3 +106,23 @@ def test_generate_settings_know_the_generators():
     assert settings.options_for("transkun") == transkun.TranskunOptions(device="cpu")
     assert settings.options_for("basic-pitch") == basic_pitch.BasicPitchOptions()  # its defaults
     assert GenerateSettings.model_validate(settings.model_dump(mode="json")) == settings  # as the CLI round-trips it
+
+
+def test_the_song_is_analysed_once_and_the_pianist_styles_sit_on_its_grid(song_a, monkeypatch):
+    song, folder = song_a
+    made = make_candidates(song, folder, GenerateSettings(), ArrangeSettings()).candidates
+    analysis = gen.load_analysis(folder.analysis)
+    assert analysis is not None and analysis.grid.source == "audio"
+    ballad = read_piece(next(c for c in made if c.style == "ballad").midi)
+    assert {n.hand for n in ballad.notes} == {"left", "right"} and ballad.pedal
+    assert ballad.grid is not None and ballad.grid.beats_per_bar == analysis.grid.beats_per_bar
+    downbeats = analysis.grid.downbeats
+    written = ballad.grid.downbeats  # the MIDI's bar lines fall on the song's tracked downbeats
+    assert all(np.min(np.abs(written - d)) < 1e-3 for d in downbeats if d < ballad.notes[-1].end - 1.0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the song was analysed again although analysis.json is there")
+
+    monkeypatch.setattr(gen, "analyse", refuse)
+    next(c for c in made if c.style == "ballad").midi.unlink()
+    assert make_candidates(song, folder, GenerateSettings(), ArrangeSettings()).candidates == made
