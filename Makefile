@@ -16,8 +16,17 @@ APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts
 
 QUALITY_CLIPS := .cache/quality/clips-60s
 QUALITY_SONGS := .cache/quality/songs-210s
+# The quality bench's corpus (bench/corpus.py): real recordings of other genres, split into songs the
+# defaults may be tuned on and held-out songs only reported on. Installed by `make bench-corpus` only.
+CORPUS_PACKAGES := fb-music-high drascula-music nexuiz-music ufoai-music wesnoth-1.16-music
+HELDOUT_CLIPS := .cache/quality/heldout-60s
+HELDOUT_SONGS := .cache/quality/heldout-210s
+TUNE_CLIPS := .cache/quality/tune-60s
+TUNE_SONGS := .cache/quality/tune-210s
 
-.PHONY: help system install demo lint check test bench bench-generate bench-thumbnail bench-upload bench-prefect bench-quality bench-quality-full clean
+.PHONY: help system install demo lint check test bench bench-generate bench-thumbnail bench-upload bench-prefect \
+	bench-quality bench-quality-full bench-corpus bench-quality-heldout bench-quality-heldout-full bench-quality-tune \
+	bench-quality-tune-full clean
 
 help:
 	@echo "make demo   set up everything, then make a cover of a real 1-minute recording (dry run)"
@@ -31,6 +40,10 @@ help:
 	@echo "make bench-prefect       Prefect overhead per song: a 10-song dry-run nightly of 10 s clips"
 	@echo "make bench-quality       cover quality, paper style, on one-minute cuts of 10 real songs (bench/quality.py)"
 	@echo "make bench-quality-full  the same on 3.5-minute cuts (a song's usual length)"
+	@echo "make bench-corpus        install the corpus's recordings (5 Debian music packages, bench/corpus.py)"
+	@echo "make bench-quality-heldout  cover quality on one-minute cuts of the 33 held-out songs, and per genre"
+	@echo "make bench-quality-tune     the same on the 24 songs the defaults may be tuned on (planetblupi included)"
+	@echo "make bench-quality-heldout-full, bench-quality-tune-full  the same on 3.5-minute cuts (--identify summary)"
 
 system:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -110,6 +123,38 @@ bench-quality: install $(QUALITY_CLIPS)/.cut
 
 bench-quality-full: install $(QUALITY_SONGS)/.cut
 	$(VENV)/bin/python bench/quality.py $(QUALITY_SONGS) --out out/quality/songs-210s --identify summary
+
+# The corpus's packages, through `system`'s own apt logic, only when a corpus target runs.
+bench-corpus: | system
+	@$(MAKE) --no-print-directory system APT_PACKAGES="$(CORPUS_PACKAGES)"
+
+$(HELDOUT_CLIPS)/.cut: | install bench-corpus
+	$(VENV)/bin/python bench/cut_corpus.py --split heldout --seconds 60 $(HELDOUT_CLIPS)
+
+$(HELDOUT_SONGS)/.cut: | install bench-corpus
+	$(VENV)/bin/python bench/cut_corpus.py --split heldout --seconds 210 $(HELDOUT_SONGS)
+
+$(TUNE_CLIPS)/.cut: | install bench-corpus
+	$(VENV)/bin/python bench/cut_corpus.py --split tune --seconds 60 $(TUNE_CLIPS)
+
+$(TUNE_SONGS)/.cut: | install bench-corpus
+	$(VENV)/bin/python bench/cut_corpus.py --split tune --seconds 210 $(TUNE_SONGS)
+
+bench-quality-heldout: install $(HELDOUT_CLIPS)/.cut
+	$(VENV)/bin/python bench/quality.py $(HELDOUT_CLIPS) --out out/quality/heldout-60s --identify all
+	$(VENV)/bin/python bench/corpus.py --by-genre out/quality/heldout-60s
+
+bench-quality-heldout-full: install $(HELDOUT_SONGS)/.cut
+	$(VENV)/bin/python bench/quality.py $(HELDOUT_SONGS) --out out/quality/heldout-210s --identify summary
+	$(VENV)/bin/python bench/corpus.py --by-genre out/quality/heldout-210s
+
+bench-quality-tune: install $(TUNE_CLIPS)/.cut
+	$(VENV)/bin/python bench/quality.py $(TUNE_CLIPS) --out out/quality/tune-60s --identify all
+	$(VENV)/bin/python bench/corpus.py --by-genre out/quality/tune-60s
+
+bench-quality-tune-full: install $(TUNE_SONGS)/.cut
+	$(VENV)/bin/python bench/quality.py $(TUNE_SONGS) --out out/quality/tune-210s --identify summary
+	$(VENV)/bin/python bench/corpus.py --by-genre out/quality/tune-210s
 
 clean:
 	rm -rf $(VENV) .cache out
