@@ -15,7 +15,10 @@ Columns: median and mean Qmax (lower is closer); the aligned share S/N = 1 / (Qm
 which unlike Qmax does not grow with the song's length; the identification rate (is the song
 whose original is nearest by Qmax, among all songs of the set, its own?); the share with the
 note-banging defect; the share that is playable (at most rank.max_polyphony keys at once, all
-within A0..C8); and onset note F1 against the score (mir_eval, 50 ms) where there is one. Below
+within A0..C8); Etude's fluency measures RGC, IPE and WPD (WPD on the same native-hop chroma,
+against the song's own original) and the share of chords two hands can strike, as means over songs
+like Etude's table, whose published values close the table as reference rows; and onset note F1
+against the score (mir_eval, 50 ms) where there is one. Below
 the table: ranking regret (the pick's Qmax minus the oracle's; the oracle is the best candidate
 the ranker accepted), how often the pick is the oracle, and the garbage check: corrupted copies
 of each pick (a banged segment, dropouts, random notes, another song stretched to fit) that the
@@ -57,7 +60,7 @@ from covermill.tasks.rank.ranking import rank_candidates  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from garbage import corruptions  # noqa: E402
-from quality_cache import Cache, chroma_job, qmax_job  # noqa: E402
+from quality_cache import Cache, chroma_job, qmax_job, wpd_job  # noqa: E402
 from quality_songs import Entry, SongWork, find_songs, note_f1, prepare_song  # noqa: E402
 from quality_table import summarise, write_tables  # noqa: E402
 
@@ -72,8 +75,9 @@ SUMMARY_KINDS = {"raw", "reference", "control"}
 
 
 def score_all(songs: list[SongWork], cache: Cache, identify: str, workers: int) -> None:
-    """Chroma of every original and entry, then Qmax of each entry against its own original (and,
-    for identification, every other original), in worker processes; results cached as they come."""
+    """Chroma of every original and entry, then Qmax and WPD of each entry against its own original
+    (and Qmax, for identification, against every other original), in worker processes; results
+    cached as they come."""
     originals = {w.name: (w.original_key, w.folder.audio) for w in songs}
     # which entries face every original: all of them, only the summary rows, or none
     picks = {(w.name, w.ranking.pick) for w in songs if w.ranking}
@@ -112,7 +116,9 @@ def score_all(songs: list[SongWork], cache: Cache, identify: str, workers: int) 
                     log(f"qmax: {done}/{len(todo)} ({time.monotonic() - started:.0f} s)")
 
         # the oracle is only known after the own-song Qmax, so that pass comes first in summary mode
-        run([(e.key, originals[e.song][0]) for w in songs for e in w.entries])
+        own = [(e.key, originals[e.song][0]) for w in songs for e in w.entries]
+        run(own)
+        align(pool, cache, own)
         if identify == "summary":  # the oracle joins the summary rows
             for w in songs:
                 oracle = oracle_entry(w, cache)
@@ -122,9 +128,23 @@ def score_all(songs: list[SongWork], cache: Cache, identify: str, workers: int) 
     for work in songs:
         for entry in work.entries:
             entry.result = cache.result(entry.key, work.original_key)
+            entry.wpd = cache.wpd(entry.key, work.original_key)
             faced = targets(entry)
             if len(faced) > 1:
                 entry.nearest = min(faced, key=lambda t: cache.result(entry.key, originals[t][0]).qmax)
+
+
+def align(pool: ProcessPoolExecutor, cache: Cache, pairs: list[tuple[str, str]]) -> None:
+    """WPD of each (cover, its own original) pair not in the cache yet, in the pool; cached as they come."""
+    todo = sorted({p for p in pairs if not cache.has_wpd(*p)})
+    if not todo:
+        return
+    log(f"wpd: {len(todo)} alignments at the native hop")
+    futures = {pool.submit(wpd_job, str(cache.chroma_path(c)), str(cache.chroma_path(o))): (c, o) for c, o in todo}
+    for done, future in enumerate(as_completed(futures), 1):
+        cache.store_wpd(*futures[future], future.result())
+        if done % 25 == 0 or done == len(todo):
+            cache.save()
 
 
 def oracle_entry(work: SongWork, cache: Cache) -> Entry | None:
@@ -181,6 +201,7 @@ def song_details(work: SongWork, oracle: Entry | None) -> dict:
             "qmax": e.result.qmax if e.result else None, "frames": e.result.frames if e.result else None,
             "aligned_share": e.result.aligned_share if e.result else None,
             "nearest": e.nearest, "f1": e.f1, "defects": e.defects,
+            "fluency": {"rgc": e.rgc, "ipe": e.ipe, "wpd": e.wpd, "two_hand_share": e.two_hand_share},
         }
 
     return {

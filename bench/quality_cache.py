@@ -1,6 +1,6 @@
-"""The quality bench's content-addressed cache: renders, chromagrams and Qmax values under OUT/cache,
-named by what they were made from, so a second run only computes what a changed setting changed.
-The two jobs run in the bench's worker processes (spawned: module-level, picklable by name)."""
+"""The quality bench's content-addressed cache: renders, chromagrams, Qmax and WPD values under
+OUT/cache, named by what they were made from, so a second run only computes what a changed setting
+changed. The jobs run in the bench's worker processes (spawned: module-level, picklable by name)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 from covermill.flows.config import CovermillConfig
 from covermill.tasks.core.atomic import atomic_output, file_sha256, read_json, write_json
 from covermill.tasks.cover.render import render_midi
-from covermill.tasks.rank.qmax import PROTOCOL, QmaxResult, cover_chroma, qmax
+from covermill.tasks.rank.qmax import PROTOCOL, QmaxResult, cover_chroma, frame_seconds, qmax
+from covermill.tasks.rank.warping import alignment_deviation
 
 
 class Cache:
@@ -24,6 +25,8 @@ class Cache:
         self.render_key = hashlib.sha256(config.render.model_dump_json().encode()).hexdigest()[:12]
         self.qmax_file = root / "qmax.json"
         self.qmax: dict[str, list[float]] = read_json(self.qmax_file) if self.qmax_file.exists() else {}
+        self.wpd_file = root / "wpd.json"
+        self.wpds: dict[str, float | None] = read_json(self.wpd_file) if self.wpd_file.exists() else {}
 
     def audio_for(self, midi: Path) -> tuple[str, Path]:
         """(key, FLAC) of a MIDI rendered as the protocol says; rendered once per content and settings."""
@@ -43,8 +46,19 @@ class Cache:
     def store(self, cover_key: str, original_key: str, result: QmaxResult) -> None:
         self.qmax[f"{cover_key}|{original_key}"] = [result.qmax, result.frames, result.aligned_share]
 
+    def has_wpd(self, cover_key: str, original_key: str) -> bool:
+        return f"{cover_key}|{original_key}" in self.wpds
+
+    def wpd(self, cover_key: str, original_key: str) -> float | None:
+        """The pair's WPD, seconds; None when too little to measure or not computed yet."""
+        return self.wpds.get(f"{cover_key}|{original_key}")
+
+    def store_wpd(self, cover_key: str, original_key: str, wpd: float | None) -> None:
+        self.wpds[f"{cover_key}|{original_key}"] = wpd
+
     def save(self) -> None:
         write_json(self.qmax_file, self.qmax)
+        write_json(self.wpd_file, self.wpds)
 
 
 def chroma_job(audio: str, target: str) -> str:
@@ -58,3 +72,8 @@ def chroma_job(audio: str, target: str) -> str:
 
 def qmax_job(cover: str, original: str) -> tuple[float, int, float]:
     return tuple(qmax(np.load(cover), np.load(original)))
+
+
+def wpd_job(cover: str, original: str) -> float | None:
+    """WPD of a cover against its original on the native-hop chroma, as the ranker measures it on its pooled one."""
+    return alignment_deviation(np.load(cover), np.load(original), frame_seconds(1))

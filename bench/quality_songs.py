@@ -20,7 +20,7 @@ from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import read_midi, write_midi
 from covermill.tasks.core.records import Candidate, Ranking, Song
 from covermill.tasks.cover.generate import make_candidates
-from covermill.tasks.rank.defects import measure_defects
+from covermill.tasks.rank.measures import note_measures
 from covermill.tasks.rank.qmax import QmaxResult
 from covermill.tasks.rank.ranking import rank_candidates
 
@@ -40,6 +40,11 @@ class Entry:
     nearest: str | None = None  # the song whose original is nearest, when identification ran
     defects: dict[str, float] = field(default_factory=dict)
     f1: float | None = None
+    # fluency as the ranker measures it (tasks/rank/fluency.py); WPD against its own original, native hop
+    rgc: float | None = None
+    ipe: float | None = None
+    two_hand_share: float | None = None
+    wpd: float | None = None
 
 
 @dataclass
@@ -102,7 +107,8 @@ def prepare_song(work: SongWork, config: CovermillConfig, cache: Cache) -> None:
     entries.append(Entry(work.name, "control: one note banged", "control", control))
     for entry in entries:
         entry.key, entry.audio = cache.audio_for(entry.midi)
-        entry.defects = measure_defects(read_midi(entry.midi), info.duration)
+        measured = note_measures(entry.midi, info.duration)
+        entry.defects, entry.rgc, entry.ipe, entry.two_hand_share = measured
     work.entries = entries
     audio = {e.candidate_id: e.audio for e in entries if e.kind == "candidate"}
     work.ranking = rank_candidates(folder.audio, work.candidates, audio, config.rank)

@@ -13,10 +13,19 @@ from covermill.tasks.core.atomic import write_text
 from covermill.tasks.rank.ranking import RankSettings
 
 COLUMNS = ["row", "songs", "qmax_median", "qmax_mean", "aligned_median", "identified", "banging", "playable",
-           "note_f1", "picked", "identified_of"]
+           "rgc", "ipe", "wpd", "hands", "note_f1", "picked", "identified_of"]
 HEADERS = ["row", "songs", "Qmax median", "Qmax mean", "aligned share median", "identified", "note banging",
-           "playable", "note F1", "picked"]
+           "playable", "RGC", "IPE", "WPD", "two hands", "note F1", "picked"]
 KIND_ORDER = {"candidate": 0, "raw": 1, "pick": 2, "oracle": 3, "reference": 4, "control": 5}
+# Etude's Table (arXiv 2509.16522, 100 songs) as means over songs; the two-hand share is not in the
+# paper: it is measured here with tasks/rank/fluency.py on the MIDI Etude published for those songs.
+REFERENCE_ROWS = {
+    "human covers (Etude)": {"rgc": 0.042, "ipe": 10.13, "wpd": 0.49, "hands": 0.993},
+    "Etude": {"rgc": 0.020, "ipe": 9.02, "wpd": 0.21, "hands": 0.982},
+    "AMT-APC": {"rgc": 0.114, "ipe": 10.69, "wpd": 0.09, "hands": 0.804},
+}
+REFERENCE_SONGS = 100
+REFERENCE_SECONDS = 216.0  # the mean length of those songs; IPE grows one bit per doubling of it
 
 
 def _qmax(entry) -> float:
@@ -25,6 +34,11 @@ def _qmax(entry) -> float:
 
 def _share(values: list[bool]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _mean(values: list[float | None]) -> float | None:
+    measured = [v for v in values if v is not None]
+    return statistics.fmean(measured) if measured else None
 
 
 def playable(defects: dict[str, float], settings: RankSettings) -> bool:
@@ -46,10 +60,32 @@ def row_stats(name: str, entries: list, settings: RankSettings, picked: int | No
         "identified": _share(identified),
         "banging": _share([e.defects.get("longest_run_share", 0) > settings.max_run_share for e in entries]),
         "playable": _share([playable(e.defects, settings) for e in entries]),
+        "rgc": _mean([e.rgc for e in entries]),
+        "ipe": _mean([e.ipe for e in entries]),
+        "wpd": _mean([e.wpd for e in entries]),
+        "hands": _mean([e.two_hand_share for e in entries]),
         "note_f1": statistics.fmean(f1s) if f1s else None,
         "picked": picked,
         "identified_of": len(identified),  # with --identify summary a style row is identified only where it was picked
     }
+
+
+def reference_rows() -> list[dict]:
+    """The published values, as rows of the table (the columns they have no value for stay empty)."""
+    return [{**dict.fromkeys(COLUMNS), "row": name, "songs": REFERENCE_SONGS, "identified_of": 0, **values}
+            for name, values in REFERENCE_ROWS.items()]
+
+
+def ipe_note(songs: list) -> str | None:
+    """What IPE a human cover of this set's songs would show, since IPE grows with a song's length."""
+    seconds = [w.song.duration for w in songs if w.song is not None and w.song.duration > 0]
+    if not seconds:
+        return None
+    median = statistics.median(seconds)
+    human = REFERENCE_ROWS["human covers (Etude)"]["ipe"] + math.log2(median / REFERENCE_SECONDS)
+    return (f"IPE grows one bit per doubling of a song's length: the reference rows are over songs of "
+            f"{REFERENCE_SECONDS:.0f} s on average, so a human cover of this set's median {median:.0f} s would show "
+            f"about {human:.2f} bits (what the ranker pulls towards)")
 
 
 def summarise(songs: list, oracles: dict, settings: RankSettings) -> tuple[list[dict], list[str]]:
@@ -72,8 +108,8 @@ def summarise(songs: list, oracles: dict, settings: RankSettings) -> tuple[list[
         row_stats(name, entries, settings, picked_rows[name] if kind == 0 else None)
         for (kind, name), entries in sorted(groups.items(), key=lambda item: (item[0][0], first_seen.get(item[0][1], 0)))
         if entries
-    ]
-    notes = []
+    ] + reference_rows()
+    notes = [note for note in [ipe_note(songs)] if note]
     regrets = [_qmax(picks[s]) - _qmax(oracles[s]) for s in picks if oracles.get(s) is not None]
     if regrets:
         same = sum(picks[s].candidate_id == oracles[s].candidate_id for s in picks if oracles.get(s) is not None)
@@ -104,8 +140,12 @@ def _cell(column: str, value) -> str:
         return "inf"
     if column in ("identified", "banging", "playable"):
         return f"{value:.0%}"
+    if column == "hands":
+        return f"{value:.1%}"
     if column in ("qmax_median", "qmax_mean"):
         return f"{value:.4f}"
+    if column in ("ipe", "wpd"):
+        return f"{value:.2f}"
     return f"{value:.3f}"
 
 

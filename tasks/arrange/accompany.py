@@ -2,9 +2,8 @@
 
 The notes below `split` (what a transcription hears of the bass, the pads and the drums' pitched
 overtones) are replaced. For every beat, half-bar or bar of the song's grid, the chord sounding
-there is read from the transcription (every note sounding in it, weighted by length and loudness,
-matched against major, minor and seventh chords, the lowest note deciding between inversions),
-or from the song's own chords (the analysis's chord detection on the audio's chroma) where the
+there is read from the transcription (the pitch classes carrying most of the weight of the notes
+sounding in it, the bass's strongest as the root), or from the song's own chords (the analysis's chord detection on the audio's chroma) where the
 transcription is sparse: the ambient pads and drones a note transcriber barely hears. The left hand
 then plays that chord in a pattern: `block` chords, `broken` (the bass, then the chord on the
 following beats), an `arpeggio` (bass, fifth, octave, fifth in eighths), `alberti` (bass, fifth,
@@ -29,16 +28,19 @@ from covermill.tasks.core.settings import Settings
 # chord qualities as intervals above the root
 QUALITIES: dict[str, tuple[int, ...]] = {"": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10), "m7": (0, 3, 7, 10)}
 NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+TONE_SHARE = 0.15  # a pitch class is a chord tone with at least this share of the strongest one's weight
+MAX_TONES = 4
 
 
 class Chord(NamedTuple):
     root: int  # pitch class, 0 = C
-    intervals: tuple[int, ...]  # semitones above the root, one of QUALITIES
+    intervals: tuple[int, ...]  # semitones above the root, 0 first
 
     @property
     def name(self) -> str:
-        quality = next(q for q, i in QUALITIES.items() if i == self.intervals)
-        return NAMES[self.root] + quality
+        """"C", "Am", "G7", ...; a chord no quality names lists its intervals: "D(0,5,7)"."""
+        quality = next((q for q, i in QUALITIES.items() if i == self.intervals), None)
+        return NAMES[self.root] + (quality if quality is not None else f"({','.join(map(str, self.intervals))})")
 
 
 def chord(root: int, quality: str = "") -> Chord:
@@ -48,7 +50,9 @@ def chord(root: int, quality: str = "") -> Chord:
 class AccompanyParams(Settings):
     pattern: Literal["block", "broken", "arpeggio", "alberti", "bass", "octaves"] = "broken"
     every: Literal["beat", "half-bar", "bar"] = "half-bar"  # how often the harmony is read
-    split: int = Field(55, ge=30, le=84)  # the left hand's notes lie below this (G3); the ones there are replaced
+    # the left hand's notes lie below this (C3); the ones there are replaced. Higher lost the tenor
+    # register's own notes: G3 dropped the tuning songs' median aligned share from 0.64 to 0.51
+    split: int = Field(48, ge=30, le=84)
     bass_low: int = Field(36, ge=21, le=60)  # the bass note lies in bass_low .. bass_low + 11 (C2 .. B2)
     velocity: int = Field(64, ge=1, le=127)  # the bass's; the chord tones are a little softer
     chords_from: Literal["auto", "notes", "audio"] = "auto"  # auto: the audio's chords where the notes are sparse
@@ -56,31 +60,39 @@ class AccompanyParams(Settings):
     min_fit: float = Field(0.5, ge=0.0, le=1.0)  # share of the weight a chord must explain to be taken from the notes
 
 
-def chord_of(notes: list[Note], start: float, end: float) -> tuple[Chord | None, float]:
-    """The chord the notes sounding in [start, end) fit best, and the share of their weight (length x
-    loudness) its tones hold; (None, 0.0) when nothing sounds. The lowest note breaks ties towards
-    the chord it is the root of."""
+def chord_of(notes: list[Note], start: float, end: float, split: int = 48) -> tuple[Chord | None, float]:
+    """The chord sounding in [start, end) as the notes play it, and the share of their weight
+    (length x loudness) its tones hold; (None, 0.0) when nothing sounds.
+
+    Its tones are the pitch classes that carry the most weight (up to four, each at least
+    TONE_SHARE of the strongest), not a textbook chord: band music is full of suspensions,
+    added tones and power chords a major/minor template would misname (on the tuning songs the
+    notes' own tones kept the median aligned share at 0.64, templates dropped it to 0.47). The root
+    is the bass actually played: of the pitch classes below `split` with at least half the
+    strongest one's weight, the one played lowest; with nothing below `split`, the strong class over
+    which the others form a known chord, else the strongest."""
     weights = np.zeros(12)
-    lowest: Note | None = None
+    low = np.zeros(12)
+    lowest: dict[int, int] = {}  # pitch class -> its lowest pitch below split
     for note in notes:
         overlap = min(note.end, end) - max(note.start, start)
         if overlap > 0:
             weights[note.pitch % 12] += overlap * note.velocity
-            if lowest is None or note.pitch < lowest.pitch:
-                lowest = note
+            if note.pitch < split:
+                low[note.pitch % 12] += overlap * note.velocity
+                lowest[note.pitch % 12] = min(note.pitch, lowest.get(note.pitch % 12, 128))
     total = weights.sum()
     if total <= 0:
         return None, 0.0
-    best, best_score, best_share = None, -np.inf, 0.0
-    for root in range(12):
-        for quality, intervals in QUALITIES.items():
-            tones = [(root + i) % 12 for i in intervals]
-            share = weights[tones].sum() / total
-            # a seventh must earn its extra tone; the lowest note as root settles inversions
-            score = share - 0.08 * (len(tones) - 3) + (0.05 if lowest is not None and lowest.pitch % 12 == root else 0.0)
-            if score > best_score:
-                best, best_score, best_share = chord(root, quality), score, share
-    return best, float(best_share)
+    strong = [int(c) for c in np.argsort(-weights, kind="stable") if weights[c] >= TONE_SHARE * weights.max()][:MAX_TONES]
+    if low.sum() > 0:  # the bass: of the low classes with half the strongest one's weight, the lowest played
+        root = min((c for c in lowest if low[c] >= 0.5 * low.max()), key=lambda c: lowest[c])
+    else:  # no bass: the strong class over which the others make a known chord, else the strongest
+        known = set(QUALITIES.values())
+        root = next((c for c in strong if tuple(sorted({(o - c) % 12 for o in strong})) in known), strong[0])
+    tones = sorted({(c - root) % 12 for c in strong} | {0})[:MAX_TONES]
+    classes = [(root + i) % 12 for i in tones]
+    return Chord(root, tuple(tones)), float(weights[classes].sum() / total)
 
 
 def audio_chord(analysis: Any, time: float) -> Chord | None:
@@ -160,7 +172,9 @@ def accompany(piece: Piece, p: AccompanyParams, context: StepContext) -> Piece:
     left: list[Note] = []
     for start, stop, beats in segments(grid, p.every, end):
         sounding = [n for n in piece.notes if n.start < stop and n.end > start]
-        found, fit = chord_of(sounding, start, stop) if p.chords_from != "audio" else (None, 0.0)
+        # the harmony is what sounds under the tune: the melody's passing notes are not chord tones
+        harmony = [n for n in sounding if n.hand != RIGHT] or sounding
+        found, fit = chord_of(harmony, start, stop, p.split) if p.chords_from != "audio" else (None, 0.0)
         sparse = len([n for n in sounding if start <= n.start < stop]) / max(stop - start, 1e-6) < p.sparse_below
         if p.chords_from == "audio" or (p.chords_from == "auto" and (found is None or sparse or fit < p.min_fit)):
             found = audio_chord(context.analysis, start) or (found if fit >= p.min_fit else None)

@@ -92,12 +92,14 @@ DEFAULT_STYLES: dict[str, list[StepSpec]] = {
     "pedal": [{"step": "fold"}, {"step": "sustain"}, {"step": "thin", "max_voices": 6}],
     "humanised": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "thin", "max_voices": 6}, {"step": "humanise"}],
     # Styles a pianist would recognise: on the song's beat grid, the tune on top, the left hand
-    # rebuilt from the harmony, two hands, the pedal changed with the chords.
-    "ballad": [*_PIANIST, {"step": "accompany", "pattern": "broken", "every": "half-bar"}, *_PLAYED],
-    "pop-arpeggio": [*_PIANIST, {"step": "accompany", "pattern": "arpeggio", "every": "half-bar"}, *_PLAYED],
+    # rebuilt from the harmony, two hands, the pedal changed with the chords. The harmony is read
+    # every beat: on the tuning songs that kept more of the song than every half-bar (median
+    # aligned share 0.60 against 0.55 for broken chords, 0.54 against 0.51 for arpeggios).
+    "ballad": [*_PIANIST, {"step": "accompany", "pattern": "broken", "every": "beat"}, *_PLAYED],
+    "pop-arpeggio": [*_PIANIST, {"step": "accompany", "pattern": "arpeggio", "every": "beat"}, *_PLAYED],
     "block-chords": [*_PIANIST, {"step": "accompany", "pattern": "block", "every": "beat"}, *_PLAYED],
     "melody-octaves": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "quantise"},
-                       {"step": "melody", "octave_below": True}, {"step": "accompany", "pattern": "octaves", "every": "half-bar"},
+                       {"step": "melody", "octave_below": True}, {"step": "accompany", "pattern": "octaves", "every": "beat"},
                        *_PLAYED],
 }
 

@@ -46,8 +46,20 @@ class Generated(Record):
     skipped: dict[str, str] = {}  # generator -> reason (e.g. no beat grid for Pop2Piano)
 
 
+class Fluency(Record):
+    """How a candidate plays: Etude's three measures and two-hand playability (tasks/rank/fluency.py).
+    None where there is too little to measure. Human covers: RGC 0.042, IPE 10.13 bits over songs of
+    216 s on average, WPD 0.49 s, two-hand share 0.993."""
+
+    rgc: float | None = None  # rhythmic grid consistency, lower = steadier grid
+    ipe: float | None = None  # IOI pattern entropy, bits; grows with log2 of the number of onsets
+    wpd: float | None = None  # warping-path deviation from the original, seconds
+    two_hand_share: float = 1.0  # share of onset groups two hands can strike
+
+
 class Score(Record):
-    """How one candidate fared in the ranking; lower `combined` is better, rejected ones sort last."""
+    """How one candidate fared in the ranking; lower `combined` is better, rejected ones sort last and
+    candidates outside the identity floor after every one inside it."""
 
     candidate_id: str
     qmax: float  # AMT-APC protocol, lower is closer to the original; inf when nothing aligns
@@ -56,6 +68,8 @@ class Score(Record):
     defects: dict[str, float]
     combined: float
     reject_reason: str | None = None
+    fluency: Fluency | None = None  # None in rankings made before fluency was measured
+    outside_floor: bool = False  # Qmax beyond rank.identity_factor times the best accepted one's
 
     @property
     def rejected(self) -> bool:

@@ -24,7 +24,7 @@ from pydantic import Field
 from covermill.tasks.core.atomic import write_text
 from covermill.tasks.core.layout import SongFolder, gallery_index, ledger_path
 from covermill.tasks.core.ledger import GENERATOR_STAGE, THUMBNAIL_ART_STAGE, Ledger, State
-from covermill.tasks.core.records import Candidate, Ranking, Score, Song
+from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.urls import is_url
 
@@ -70,7 +70,9 @@ def _link(target: Path | None, page_dir: Path) -> str | None:
     return _href(target, page_dir) if target is not None and target.is_file() else None
 
 
-def _number(value: float, digits: int = 3) -> str:
+def _number(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return ""
     if math.isinf(value):
         return "\u221e"
     return "" if math.isnan(value) else f"{value:.{digits}f}"
@@ -171,7 +173,17 @@ def _original_player(folder: SongFolder, page_dir: Path) -> dict[str, Any] | Non
 def _verdict(score: Score, pick: str | None) -> str:
     if score.candidate_id == pick:
         return "pick"
-    return f"rejected: {score.reject_reason}" if score.rejected else ""
+    if score.rejected:
+        return f"rejected: {score.reject_reason}"
+    return "outside the identity floor: far less similar than the closest" if score.outside_floor else ""
+
+
+def _fluency(fluency: Fluency | None) -> dict[str, str]:
+    """RGC, IPE, WPD and the two-hand share as the score table shows them; blank where not measured."""
+    if fluency is None:  # a ranking made before fluency was measured
+        return {"rgc": "", "ipe": "", "wpd": "", "hands": ""}
+    return {"rgc": _number(fluency.rgc), "ipe": _number(fluency.ipe, 2), "wpd": _number(fluency.wpd, 2),
+            "hands": f"{fluency.two_hand_share:.1%}"}
 
 
 def _score_rows(ranking: Ranking | None, candidates: dict[str, Candidate], folder: SongFolder, page_dir: Path) -> list[dict[str, Any]]:
@@ -190,6 +202,7 @@ def _score_rows(ranking: Ranking | None, candidates: dict[str, Candidate], folde
             "qmax": _number(score.qmax),
             "aligned": f"{score.aligned_share:.1%}",
             "defects": _defects(score.defects),
+            **_fluency(score.fluency),
             "combined": _number(score.combined),
             "verdict": _verdict(score, ranking.pick if ranking else None),
             "pick": ranking is not None and score.candidate_id == ranking.pick,

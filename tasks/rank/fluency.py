@@ -39,6 +39,7 @@ WPD_TRIM_SECONDS = 10.0  # the path's first and last 10 s are left out (count-in
 
 HAND_KEYS = 5  # fingers
 HAND_SPAN = 14  # semitones a hand reaches at once (a ninth and more; a tenth is 15-16)
+CHORD_WINDOW = 0.03  # s; onsets this close are struck together (the arranger's chord window)
 
 
 def unique_onsets(notes: list[Note]) -> np.ndarray:
@@ -109,6 +110,20 @@ def warping_path_deviation(cover_times: np.ndarray, original_times: np.ndarray,
             cover_times, original_times = cover_times[keep], original_times[keep]
     slope, intercept = np.polyfit(cover_times, original_times, 1)
     return float(np.std(original_times - (slope * cover_times + intercept)))
+
+
+def chord_pitches(notes: list[Note], window: float = CHORD_WINDOW) -> list[list[int]]:
+    """The pitches of each onset group: notes in onset order, a group spanning at most `window`
+    seconds from its first onset (as the arranger groups chords)."""
+    groups: list[list[int]] = []
+    first = -np.inf
+    for note in sorted(notes, key=lambda n: (n.start, n.pitch)):
+        if groups and note.start - first <= window:
+            groups[-1].append(int(note.pitch))
+        else:
+            groups.append([int(note.pitch)])
+            first = note.start
+    return groups
 
 
 def two_hand_playable(pitches: list[int], keys: int = HAND_KEYS, span: int = HAND_SPAN) -> bool:

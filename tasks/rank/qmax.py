@@ -15,17 +15,19 @@ cover is transposed to the original's key and the distance is normalised by the 
 Memory and time grow with the product of the two frame counts (two 10-minute songs at the
 native 2048-sample hop: 99 s and 9.2 GB), so frames are pooled: the factor comes from the
 original's frame count and `max_frames`, and every candidate of that song is pooled by the same
-factor so their Qmax values stay comparable with each other.
+factor so their Qmax values stay comparable with each other. The ranker also aligns the same pooled
+chroma over the whole song for WPD (tasks/rank/warping.py), in the same job (compare_and_align_all).
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import essentia
 import numpy as np
@@ -35,6 +37,7 @@ import essentia.standard as es  # noqa: E402
 
 from covermill.tasks.core.audio import SAMPLE_RATE, read_mono  # noqa: E402
 from covermill.tasks.rank.cross_recurrence import best_alignment, cross_recurrence  # noqa: E402
+from covermill.tasks.rank.warping import alignment_deviation  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -209,22 +212,74 @@ def cover_chroma(cover_audio: Path, factor: int, protocol: QmaxProtocol = PROTOC
     return pool_frames(hpcp(read_mono(cover_audio, protocol.sample_rate), protocol), factor)
 
 
+class ChromaMeasures(NamedTuple):
+    """What one cover's pooled chroma gives against the original's, in one worker job."""
+
+    result: QmaxResult
+    wpd: float | None  # warping-path deviation, s (tasks/rank/warping.py); None when silent or too short
+
+
+def frame_seconds(factor: int, protocol: QmaxProtocol = PROTOCOL) -> float:
+    """Seconds one chroma frame pooled by `factor` spans (46 ms at the native hop)."""
+    return protocol.hop_size * factor / protocol.sample_rate
+
+
+def qmax_and_wpd(cover: np.ndarray, original: np.ndarray, factor: int, protocol: QmaxProtocol = PROTOCOL) -> ChromaMeasures:
+    """Qmax and WPD of a cover's chroma against the original's, both pooled by `factor`: WPD's DTW
+    path runs on the chroma Qmax already has (0.005-0.05 s a candidate beside Qmax's 0.02-0.08 s
+    at 60 s to 4 minutes, measured on planetblupi's music004)."""
+    return ChromaMeasures(qmax(cover, original, protocol), alignment_deviation(cover, original, frame_seconds(factor, protocol)))
+
+
+def _qmax_only(cover: np.ndarray, original: np.ndarray, factor: int, protocol: QmaxProtocol) -> QmaxResult:
+    return qmax(cover, original, protocol)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Processes, not threads: essentia holds the GIL. Spawn, not fork: the parent runs Prefect's
+    threads, which a forked child must not inherit."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def compare_all(original_samples: np.ndarray, cover_audio: list[Path], max_frames: int, workers: int = 1,
                 protocol: QmaxProtocol = PROTOCOL) -> tuple[OriginalChroma, list[QmaxResult]]:
     """Qmax of every cover against the original, in order.
 
     With several workers the covers' chroma starts at once in other processes (the pooling factor
     is known from the original's length alone) while this process computes the original's, and
-    then the alignments are spread too. Processes, not threads: essentia holds the GIL.
+    then the alignments are spread too.
     """
-    if workers <= 1 or len(cover_audio) <= 1:
+    return _compare(original_samples, cover_audio, max_frames, workers, protocol, _qmax_only)
+
+
+def compare_and_align_all(original_samples: np.ndarray, cover_audio: list[Path], max_frames: int, workers: int = 1,
+                          protocol: QmaxProtocol = PROTOCOL, pool: Executor | None = None,
+                          ) -> tuple[OriginalChroma, list[ChromaMeasures]]:
+    """compare_all's Qmax of every cover, each with its WPD from the same chroma in the same job.
+    `pool` lends a running process pool (the ranker measures the candidates' notes in it too)."""
+    return _compare(original_samples, cover_audio, max_frames, workers, protocol, qmax_and_wpd, pool)
+
+
+def _compare(original_samples: np.ndarray, cover_audio: list[Path], max_frames: int, workers: int,
+             protocol: QmaxProtocol, job: Callable[..., Any], pool: Executor | None = None) -> tuple[OriginalChroma, list]:
+    """`job(cover chroma, original chroma, factor, protocol)` for every cover, in order: here, in
+    `pool`, or in a pool of `workers` processes of its own."""
+    if pool is None and (workers <= 1 or len(cover_audio) <= 1):
         original = OriginalChroma(original_samples, max_frames, protocol)
-        return original, [original.compare_file(path) for path in cover_audio]
+        return original, [
+            job(original.cover_features(read_mono(path, protocol.sample_rate)), original.features, original.factor, protocol)
+            for path in cover_audio
+        ]
+    if pool is None:
+        with worker_pool(min(workers, len(cover_audio))) as own:
+            return _compare_in(own, original_samples, cover_audio, max_frames, protocol, job)
+    return _compare_in(pool, original_samples, cover_audio, max_frames, protocol, job)
+
+
+def _compare_in(pool: Executor, original_samples: np.ndarray, cover_audio: list[Path], max_frames: int,
+                protocol: QmaxProtocol, job: Callable[..., Any]) -> tuple[OriginalChroma, list]:
     factor = pool_factor(chroma_frames(len(original_samples), protocol), max_frames)
-    # spawn, not fork: the parent runs Prefect's threads, which a forked child must not inherit
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(cover_audio)), mp_context=context) as pool:
-        covers = [pool.submit(cover_chroma, path, factor, protocol) for path in cover_audio]
-        original = OriginalChroma(original_samples, max_frames, protocol)
-        aligned = [pool.submit(qmax, cover.result(), original.features, protocol) for cover in covers]
-        return original, [result.result() for result in aligned]
+    covers = [pool.submit(cover_chroma, path, factor, protocol) for path in cover_audio]
+    original = OriginalChroma(original_samples, max_frames, protocol)
+    aligned = [pool.submit(job, cover.result(), original.features, factor, protocol) for cover in covers]
+    return original, [result.result() for result in aligned]

@@ -1,17 +1,42 @@
 """Rank a song's rendered candidates so that nobody has to listen to the bad ones.
 
-Each candidate gets its Qmax against the original (tasks/rank/qmax.py, lower is closer) and its
-defects (tasks/rank/defects.py). A candidate with a disqualifying defect is rejected with a reason a
-person can read; the others are ordered by
+Each candidate gets its Qmax against the original (tasks/rank/qmax.py, lower is closer), its defects
+(tasks/rank/defects.py) and its fluency (tasks/rank/fluency.py: RGC, IPE, WPD, two-hand share), all
+measured in one pool of processes (tasks/rank/measures.py). A candidate with a disqualifying defect
+is rejected with a reason a person can read; the others are ordered by
 
-    combined = qmax * (1 + run_weight * longest_run_share
-                         + repeat_weight * repeat_share
-                         + entropy_weight * max(0, 1 - pitch_class_entropy / entropy_reference)
-                         + silence_weight * silent_share)
+    combined = qmax * (1 + defect penalties + fluency penalties)                    lower is better
+    defect penalties  = run_weight * longest_run_share + repeat_weight * repeat_share
+                      + entropy_weight * max(0, 1 - pitch_class_entropy / entropy_reference)
+                      + silence_weight * silent_share
+    fluency penalties = rgc_weight * b(rgc - rgc_reference, rgc_scale)
+                      + ipe_weight * b(|ipe - human_ipe(song seconds)|, ipe_scale)
+                      + wpd_weight * b(|wpd - wpd_reference|, wpd_scale)
+                      + hands_weight * b(hands_reference - two_hand_share, hands_scale)
+    b(x, scale) = min(1, max(0, x) / scale)
+    human_ipe(T) = ipe_reference + log2(T / ipe_reference_seconds)
 
-lower is better. Each penalty term lies in [0, weight], so the defects can at most multiply Qmax
-by (1 + sum of weights): they break near-ties between similar candidates without overruling
-a clearly closer cover. Rejected candidates sort after the accepted ones; ties go by candidate id.
+Each term lies in [0, its weight], so the penalties can at most multiply Qmax by (1 + sum of
+weights): they reorder similar candidates without overruling a clearly closer cover. A fluency
+measure that is None (too few onsets, silent chroma) adds nothing.
+
+The fluency terms pull towards human covers as Etude (arXiv 2509.16522) measured them on 100 songs
+(RGC 0.042, IPE 10.13 bits, WPD 0.49 s; two-hand share 0.993, measured here on the human covers'
+MIDI Etude published) and saturate at the distance of AMT-APC, its most transcription-like system
+(RGC 0.114, WPD 0.09 s, two-hand share 0.804). A steadier grid or more playable chords than a
+human's is never penalised; IPE and WPD are pulled from both sides. IPE is nearly log2 of the
+number of onsets (8-grams of 16 IOI clusters seldom repeat), so a candidate is compared with what a
+human cover of a song this long shows: 10.13 bits over Etude's songs, 216 s long on average, one
+bit less per halving (windows of Etude's human covers: 8.46 bits at 60 s against 8.28 predicted,
+9.43 at 120 s against 9.28). WPD weighs least: covermill's candidates keep the original's timing,
+so their WPD (0.19-0.42 s on a real song, 60 s and 4 minutes) is mostly alignment noise; another
+song's (1.2-9 s) saturates the term.
+
+Identity is a hard floor: an accepted candidate whose Qmax is more than `identity_factor` (1.5)
+times the best accepted one's is outside it and ranks after every candidate inside it, whatever
+its fluency. Fluency thus only chooses among candidates about as recognisable as the closest one
+(AMT-APC's table: human covers 1.09 times AMT-APC's Qmax, Pop2Piano 2.6 times). Rejected candidates
+sort last; ties go by candidate id.
 """
 
 from __future__ import annotations
@@ -28,13 +53,13 @@ from covermill.models.device import usable_cores
 from covermill.tasks.core.atomic import file_sha256, write_json
 from covermill.tasks.core.audio import read_mono
 from covermill.tasks.core.layout import SongFolder
-from covermill.tasks.core.midi import read_midi
-from covermill.tasks.core.records import Candidate, Ranking, Score, Song
+from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
 from covermill.tasks.core.run_artifacts import artifact_key
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_logger, stage_task
-from covermill.tasks.rank.defects import REPEAT_WINDOW_SECONDS, measure_defects, note_name
-from covermill.tasks.rank.qmax import PROTOCOL, compare_all
+from covermill.tasks.rank.defects import REPEAT_WINDOW_SECONDS, note_name
+from covermill.tasks.rank.measures import NoteMeasures, measure_candidates
+from covermill.tasks.rank.qmax import PROTOCOL, ChromaMeasures
 
 log = logging.getLogger("covermill.rank")
 
@@ -60,6 +85,29 @@ class RankSettings(Settings):
     entropy_weight: float = Field(1.0, ge=0.0, description="penalty weight of max(0, 1 - pitch_class_entropy / entropy_reference)")
     entropy_reference: float = Field(2.0, gt=0.0, le=math.log2(12), description="pitch-class entropy in bits at and above which no entropy penalty applies")
     silence_weight: float = Field(0.25, ge=0.0, description="penalty weight of silent_share (0..1); Qmax already counts silent frames, so keep it small")
+    # fluency: terms of the combined score pulling towards human covers (references: Etude's human covers;
+    # scales: how far AMT-APC, the most transcription-like system, sits from them)
+    identity_factor: float = Field(
+        1.5, ge=1.0,
+        description="the identity floor: an accepted candidate whose Qmax exceeds this many times the best accepted one's "
+                    "ranks after every candidate within it, whatever its fluency (human covers: 1.09x AMT-APC's Qmax)",
+    )
+    rgc_weight: float = Field(0.3, ge=0.0, description="penalty weight of an RGC (rhythmic grid consistency) above rgc_reference")
+    rgc_reference: float = Field(0.042, ge=0.0, description="human covers' RGC; a steadier grid is not penalised")
+    rgc_scale: float = Field(0.072, gt=0.0, description="RGC excess at which the term is full (AMT-APC's 0.114 - 0.042)")
+    ipe_weight: float = Field(0.2, ge=0.0, description="penalty weight of IPE's (IOI pattern entropy) distance from a human cover's")
+    ipe_reference: float = Field(10.13, gt=0.0, description="human covers' IPE in bits, over songs of ipe_reference_seconds")
+    ipe_reference_seconds: float = Field(
+        216.0, gt=0.0,
+        description="mean length of the songs ipe_reference was measured on; IPE grows by one bit per doubling of a song's length",
+    )
+    ipe_scale: float = Field(2.0, gt=0.0, description="bits from the human value at which the term is full (4x or 1/4 the onsets)")
+    wpd_weight: float = Field(0.1, ge=0.0, description="penalty weight of WPD's (warping-path deviation) distance from human covers'")
+    wpd_reference: float = Field(0.49, ge=0.0, description="human covers' WPD, seconds")
+    wpd_scale: float = Field(0.4, gt=0.0, description="seconds from wpd_reference at which the term is full (AMT-APC: 0.09 s)")
+    hands_weight: float = Field(0.3, ge=0.0, description="penalty weight of a two-hand share below hands_reference")
+    hands_reference: float = Field(0.993, ge=0.0, le=1.0, description="human covers' share of onset groups two hands can strike")
+    hands_scale: float = Field(0.189, gt=0.0, le=1.0, description="shortfall at which the term is full (AMT-APC's 0.804 = 0.993 - 0.189)")
 
 
 def reject_reasons(defects: dict[str, float], qmax: float, settings: RankSettings) -> list[str]:
@@ -95,22 +143,79 @@ def reject_reasons(defects: dict[str, float], qmax: float, settings: RankSetting
     return reasons
 
 
-def combined_score(qmax: float, defects: dict[str, float], settings: RankSettings) -> float:
-    """Qmax scaled up by the weighted defect penalties (see the module docstring); lower is better."""
-    if math.isinf(qmax) or math.isnan(qmax):
-        return math.inf
+def defect_penalty(defects: dict[str, float], settings: RankSettings) -> float:
+    """The weighted defect terms of the combined score (see the module docstring)."""
     entropy_deficit = max(0.0, 1.0 - defects["pitch_class_entropy"] / settings.entropy_reference)
-    penalty = (
+    return (
         settings.run_weight * defects["longest_run_share"]
         + settings.repeat_weight * defects["repeat_share"]
         + settings.entropy_weight * entropy_deficit
         + settings.silence_weight * defects["silent_share"]
     )
-    return qmax * (1.0 + penalty)
 
 
-def _order(score: Score) -> tuple[bool, float, str]:
-    return (score.rejected, score.combined, score.candidate_id)
+def human_ipe(seconds: float, settings: RankSettings) -> float:
+    """The IPE, bits, of a human cover of a song this long: ipe_reference at ipe_reference_seconds,
+    one bit less per halving."""
+    return settings.ipe_reference + math.log2(max(seconds, 1.0) / settings.ipe_reference_seconds)
+
+
+def _bounded(excess: float, scale: float) -> float:
+    return min(1.0, max(0.0, excess) / scale)
+
+
+def fluency_terms(fluency: Fluency | None, seconds: float, settings: RankSettings) -> dict[str, float]:
+    """Each fluency term of the combined score, in [0, its weight], for a song of `seconds`; a
+    measure that is None gives no term."""
+    if fluency is None:
+        return {}
+    s = settings
+    terms = {"hands": s.hands_weight * _bounded(s.hands_reference - fluency.two_hand_share, s.hands_scale)}
+    if fluency.rgc is not None:
+        terms["rgc"] = s.rgc_weight * _bounded(fluency.rgc - s.rgc_reference, s.rgc_scale)
+    if fluency.ipe is not None:
+        terms["ipe"] = s.ipe_weight * _bounded(abs(fluency.ipe - human_ipe(seconds, s)), s.ipe_scale)
+    if fluency.wpd is not None:
+        terms["wpd"] = s.wpd_weight * _bounded(abs(fluency.wpd - s.wpd_reference), s.wpd_scale)
+    return terms
+
+
+def combined_score(qmax: float, defects: dict[str, float], settings: RankSettings, fluency: Fluency | None = None,
+                   seconds: float | None = None) -> float:
+    """Qmax scaled up by the weighted defect and fluency penalties (see the module docstring) for a
+    song of `seconds` (default: ipe_reference_seconds); lower is better."""
+    if math.isinf(qmax) or math.isnan(qmax):
+        return math.inf
+    song = settings.ipe_reference_seconds if seconds is None else seconds
+    return qmax * (1.0 + defect_penalty(defects, settings) + sum(fluency_terms(fluency, song, settings).values()))
+
+
+def _order(score: Score) -> tuple[bool, bool, float, str]:
+    return (score.rejected, score.outside_floor, score.combined, score.candidate_id)
+
+
+def apply_identity_floor(scores: list[Score], factor: float) -> list[Score]:
+    """The scores in ranking order, each accepted one marked outside the floor when its Qmax exceeds
+    `factor` times the best accepted Qmax: inside first, then outside, then the rejected, each
+    by combined score."""
+    best = min((s.qmax for s in scores if not s.rejected), default=math.inf)
+    marked = [s.model_copy(update={"outside_floor": not s.rejected and s.qmax > factor * best}) for s in scores]
+    return sorted(marked, key=_order)
+
+
+def _score(candidate: Candidate, chroma: ChromaMeasures, notes: NoteMeasures, seconds: float, settings: RankSettings) -> Score:
+    fluency = Fluency(rgc=notes.rgc, ipe=notes.ipe, wpd=chroma.wpd, two_hand_share=notes.two_hand_share)
+    reasons = reject_reasons(notes.defects, chroma.result.qmax, settings)
+    return Score(
+        candidate_id=candidate.id,
+        qmax=chroma.result.qmax,
+        aligned_share=chroma.result.aligned_share,
+        frames=chroma.result.frames,
+        defects=notes.defects,
+        combined=combined_score(chroma.result.qmax, notes.defects, settings, fluency, seconds),
+        reject_reason="; ".join(reasons) if reasons else None,
+        fluency=fluency,
+    )
 
 
 def rank_candidates(original_audio: Path, candidates: list[Candidate], audio: dict[str, Path], settings: RankSettings) -> Ranking:
@@ -119,31 +224,19 @@ def rank_candidates(original_audio: Path, candidates: list[Candidate], audio: di
     if missing:
         raise ValueError(f"no rendered audio for candidates {missing}")
     samples = read_mono(Path(original_audio), PROTOCOL.sample_rate)
-    duration = len(samples) / PROTOCOL.sample_rate
+    seconds = len(samples) / PROTOCOL.sample_rate
     # identical renders (candidates with the same notes) are compared once and score alike
     digests = [file_sha256(audio[c.id]) for c in candidates]
     unique: dict[str, Path] = {}
     for digest, candidate in zip(digests, candidates):
         unique.setdefault(digest, audio[candidate.id])
-    original, qmaxes = compare_all(samples, list(unique.values()), settings.max_frames, settings.workers or usable_cores())
+    original, chroma, notes = measure_candidates(samples, list(unique.values()), [c.midi for c in candidates], seconds,
+                                                 settings.max_frames, settings.workers or usable_cores())
     del samples  # 100 MB for a 10-minute song; nothing below needs it
     log.debug("original: %d chroma frames pooled by %d", original.native_frames, original.factor)
-    compared = dict(zip(unique, qmaxes))
-    results = [compared[digest] for digest in digests]
-    scores = []
-    for candidate, result in zip(candidates, results):
-        defects = measure_defects(read_midi(candidate.midi), duration)
-        reasons = reject_reasons(defects, result.qmax, settings)
-        scores.append(Score(
-            candidate_id=candidate.id,
-            qmax=result.qmax,
-            aligned_share=result.aligned_share,
-            frames=result.frames,
-            defects=defects,
-            combined=combined_score(result.qmax, defects, settings),
-            reject_reason="; ".join(reasons) if reasons else None,
-        ))
-    scores.sort(key=_order)
+    compared = dict(zip(unique, chroma))
+    scores = [_score(c, compared[digest], measured, seconds, settings) for c, digest, measured in zip(candidates, digests, notes)]
+    scores = apply_identity_floor(scores, settings.identity_factor)
     pick = next((s.candidate_id for s in scores if not s.rejected), None)
     return Ranking(scores=scores, pick=pick)
 
@@ -154,8 +247,23 @@ def write_ranking(path: Path, ranking: Ranking) -> Path:
     return write_json(Path(path), ranking.model_dump(mode="json"))
 
 
-def _number(value: float, digits: int = 4) -> float | str:
+def _number(value: float | None, digits: int = 4) -> float | str:
+    if value is None:
+        return ""
     return "inf" if math.isinf(value) else round(float(value), digits)
+
+
+def _verdict(score: Score, pick: str | None) -> str:
+    if score.candidate_id == pick:
+        return "pick"
+    return f"rejected: {score.reject_reason}" if score.rejected else "ok"
+
+
+def _fluency_cells(fluency: Fluency | None) -> dict[str, float | str]:
+    if fluency is None:  # a ranking made before fluency was measured
+        return {"rgc": "", "ipe": "", "wpd": "", "two hands": ""}
+    return {"rgc": _number(fluency.rgc, 3), "ipe": _number(fluency.ipe, 2), "wpd": _number(fluency.wpd, 2),
+            "two hands": f"{fluency.two_hand_share:.1%}"}
 
 
 def ranking_table(ranking: Ranking, candidates: list[Candidate]) -> list[dict[str, Any]]:
@@ -164,12 +272,6 @@ def ranking_table(ranking: Ranking, candidates: list[Candidate]) -> list[dict[st
     rows = []
     for place, score in enumerate(ranking.scores, start=1):
         candidate = by_id.get(score.candidate_id)
-        if score.candidate_id == ranking.pick:
-            verdict = "pick"
-        elif score.rejected:
-            verdict = f"rejected: {score.reject_reason}"
-        else:
-            verdict = "ok"
         rows.append({
             "rank": place,
             "candidate": score.candidate_id,
@@ -182,7 +284,9 @@ def ranking_table(ranking: Ranking, candidates: list[Candidate]) -> list[dict[st
             "combined": _number(score.combined),
             "notes": int(score.defects.get("notes", 0)),
             "longest run": int(score.defects.get("longest_run", 0)),
-            "verdict": verdict,
+            **_fluency_cells(score.fluency),
+            "identity floor": "" if score.rejected else ("outside" if score.outside_floor else "inside"),
+            "verdict": _verdict(score, ranking.pick),
         })
     return rows
 
@@ -197,7 +301,8 @@ def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_di
         key=artifact_key("ranking", song.id),
         table=ranking_table(ranking, candidates),
         description=f"Candidates of {song.title!r}, best first: Qmax against the original (lower is closer), "
-                    f"combined with defect penalties; {accepted} of {len(ranking.scores)} accepted.",
+                    f"combined with defect and fluency penalties (RGC, IPE, WPD, two hands; human covers 0.042, "
+                    f"10.13 bits over 216 s, 0.49 s, 99%); {accepted} of {len(ranking.scores)} accepted.",
     )
     logger = stage_logger("rank")
     if ranking.pick is None:

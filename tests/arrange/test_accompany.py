@@ -19,10 +19,17 @@ def notes_of(pitches: list[int], start: float, end: float, velocity: int = 80) -
 
 @pytest.mark.parametrize(("pitches", "name"), [
     ([60, 64, 67], "C"), ([57, 60, 64], "Am"), ([55, 59, 62, 65], "G7"), ([64, 67, 72], "C"), ([52, 55, 59], "Em"),
+    ([40, 60, 67], "E(0,3,8)"),  # C/E: the bass played is the root the left hand plays
+    ([50, 57, 62, 67], "D(0,5,7)"),  # a suspension no template names keeps its own tones
 ])
-def test_the_chord_of_some_notes(pitches, name):
+def test_the_chord_the_notes_play(pitches, name):
     found, share = chord_of(notes_of(pitches, 0.0, 1.0), 0.0, 1.0)
     assert found.name == name and share == 1.0
+
+
+def test_faint_notes_are_no_chord_tones():
+    notes = notes_of([48, 52, 55], 0.0, 1.0) + [Note(0.0, 0.1, 62, 40)]  # a brief soft D over C major
+    assert chord_of(notes, 0.0, 1.0)[0].name == "C"
 
 
 def test_silence_has_no_chord():
@@ -54,9 +61,11 @@ def test_patterns_play_the_chord_in_the_left_hand():
 
 def test_the_low_notes_are_replaced_by_the_harmony_of_each_half_bar():
     # C major for a bar, then A minor, as a muddy low transcription under a melody
-    melody = [Note(t, t + 0.5, p, 90) for t, p in zip(np.arange(0, 4, 0.5), [72, 74, 76, 72, 69, 72, 76, 81])]
+    # (the melody as the melody step leaves it: in the right hand, so its passing notes are no chord tones)
+    melody = [Note(t, t + 0.5, p, 90, "right") for t, p in zip(np.arange(0, 4, 0.5), [72, 74, 76, 72, 69, 72, 76, 81])]
     mud = notes_of([36, 48, 52, 55], 0.0, 2.0, 60) + notes_of([45, 48, 52, 57], 2.0, 4.0, 60)
-    piece = accompany(Piece(notes=melody + mud, grid=GRID), AccompanyParams(pattern="block", every="half-bar"), StepContext())
+    params = AccompanyParams(pattern="block", every="half-bar", split=55)
+    piece = accompany(Piece(notes=melody + mud, grid=GRID), params, StepContext())
     left = [n for n in piece.notes if n.hand == LEFT]
     assert {n.start for n in left} == {0.0, 1.0, 2.0, 3.0}
     by_start = {t: sorted(n.pitch for n in left if n.start == t) for t in (0.0, 1.0, 2.0, 3.0)}

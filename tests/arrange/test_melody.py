@@ -39,9 +39,9 @@ def test_the_melody_ends_on_top_louder_and_in_the_right_hand():
     chord = [Note(0, 1, 60, 80), Note(0, 1, 64, 80), Note(0, 1, 67, 80)]
     out = run(chord, Sung((0.0, 64.0)))
     lead = [n for n in out if n.hand == RIGHT]
-    assert [(n.pitch, n.velocity) for n in lead] == [(64, 96)]
+    assert [(n.pitch, n.velocity) for n in lead] == [(64, 88)]
     others = sorted((n.pitch, n.velocity) for n in out if n.hand != RIGHT)
-    assert others == [(55, 64), (60, 64)]  # G4 above the melody moved an octave down, both scaled by 0.8
+    assert others == [(55, 72), (60, 72)]  # G4 above the melody moved an octave down, both scaled by 0.9
 
 
 def test_without_a_lead_voice_the_top_line_is_the_melody_and_legato():

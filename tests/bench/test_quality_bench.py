@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -83,6 +84,7 @@ def test_the_bench_writes_a_paper_style_table(bench_run):
     _, out = bench_run
     text = (out / "quality.md").read_text()
     assert "| row | songs | Qmax median | Qmax mean | aligned share median | identified |" in text
+    assert "| playable | RGC | IPE | WPD | two hands | note F1 | picked |" in text
     rows = {row["row"]: row for row in csv.DictReader((out / "quality.csv").open())}
     for name in ("pick (ranker)", "oracle (best accepted Qmax)", "score as piano", "control: one note banged",
                  "basic-pitch raw transcription"):
@@ -93,6 +95,18 @@ def test_the_bench_writes_a_paper_style_table(bench_run):
     assert float(rows["pick (ranker)"]["playable"]) == 1.0
     assert float(rows["score as piano"]["qmax_median"]) < float(rows["control: one note banged"]["qmax_median"])
     assert "ranking regret" in text and "garbage injected into the picks" in text
+    # fluency beside Qmax for every style and the pick, the published values below them
+    for name in ("pick (ranker)", "basic-pitch balanced"):
+        assert 0.0 <= float(rows[name]["rgc"]) < 0.5 and 0.0 <= float(rows[name]["wpd"]) < 5.0, name
+        assert 3.0 < float(rows[name]["ipe"]) < 10.0 and 0.5 <= float(rows[name]["hands"]) <= 1.0, name
+    assert rows["control: one note banged"]["rgc"] == ""  # one interval over and over: no grid to measure
+    published = {name: [float(rows[name][c]) for c in ("rgc", "ipe", "wpd", "hands")]
+                 for name in ("human covers (Etude)", "Etude", "AMT-APC")}
+    assert published == {"human covers (Etude)": [0.042, 10.13, 0.49, 0.993], "Etude": [0.020, 9.02, 0.21, 0.982],
+                         "AMT-APC": [0.114, 10.69, 0.09, 0.804]}
+    assert rows["Etude"]["qmax_median"] == "" and list(rows)[-3:] == list(published)
+    seconds, bits = re.search(r"this set's median (\d+) s would show about ([\d.]+) bits", text).groups()
+    assert int(seconds) == 15 and float(bits) == pytest.approx(10.13 + math.log2(15 / 216), abs=0.05)
 
 
 @pytest.mark.slow
@@ -120,12 +134,19 @@ def test_the_bench_injects_garbage_into_each_pick(bench_run):
         pick = next(e for e in details["entries"] if e["candidate"] == details["pick"])
         assert pick["defects"]["polyphony"] <= RankSettings().max_polyphony
         assert math.isfinite(pick["qmax"])
+        assert set(pick["fluency"]) == {"rgc", "ipe", "wpd", "two_hand_share"} and pick["fluency"]["wpd"] is not None
+        scored = next(s for s in details["ranking"]["scores"] if s["candidate_id"] == details["pick"])
+        assert scored["fluency"]["ipe"] == pytest.approx(pick["fluency"]["ipe"])  # the ranker's own measure
 
 
 @pytest.mark.slow
 def test_a_rerun_reuses_every_cached_comparison(bench_run, capsys):
     dataset, out = bench_run
     before = json.loads((out / "cache" / "qmax.json").read_text())
+    wpds = json.loads((out / "cache" / "wpd.json").read_text())
+    assert len(wpds) >= 2 * 4 and all(w is None or w >= 0 for w in wpds.values())  # each entry against its own original
     assert quality.main([str(dataset), "--out", str(out), "--workers", "2", "--no-garbage"]) == 0
     assert json.loads((out / "cache" / "qmax.json").read_text()) == before
-    assert "comparisons at the native hop" not in capsys.readouterr().err
+    assert json.loads((out / "cache" / "wpd.json").read_text()) == wpds
+    err = capsys.readouterr().err
+    assert "comparisons at the native hop" not in err and "alignments at the native hop" not in err

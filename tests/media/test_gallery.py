@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from covermill.flows.cli import app
 from covermill.tasks.core.layout import SongFolder, ledger_path, song_id_for
 from covermill.tasks.core.ledger import Ledger, State
-from covermill.tasks.core.records import Ranking, Score, Song, Upload
+from covermill.tasks.core.records import Fluency, Ranking, Score, Song, Upload
 from covermill.tasks.media.gallery import GallerySettings, index_path, song_page_path, song_status, write_gallery, write_song_page
 
 from browser import dump_dom, open_page, screenshot
@@ -121,6 +121,19 @@ def shown(number: float | str) -> str:
     return "\u221e" if math.isinf(float(number)) else f"{float(number):.3f}"
 
 
+def blank_or(value: float | None, form: str) -> str:
+    """A fluency measure as the table prints it: blank where there was too little to measure."""
+    return "" if value is None else form.format(value)
+
+
+def expected_verdict(score: dict[str, Any], pick: str | None) -> str:
+    if score["candidate_id"] == pick:
+        return "pick"
+    if score["reject_reason"]:
+        return f"rejected: {score['reject_reason']}"
+    return "outside the identity floor: far less similar than the closest" if score["outside_floor"] else ""
+
+
 def served_file(out: Path, base: str, page_url: str, src: str) -> Path:
     """The file under `out` that a relative src on `page_url` names, as the server resolves it."""
     url = urljoin(page_url, src)
@@ -180,10 +193,12 @@ def test_the_score_table_follows_the_ranking(gallery, seen):
     assert [row[0] for row in rows] == [str(n) for n in range(1, len(rows) + 1)]
     assert rows[0][-1] == "pick" and rows[0][1] == ranking["pick"]
     for row, score in zip(rows, ranking["scores"]):
-        assert row[6] == shown(score["qmax"]) and row[9] == shown(score["combined"])
+        assert row[6] == shown(score["qmax"]) and row[13] == shown(score["combined"])
         assert row[8].endswith(f"polyphony {int(score['defects']['polyphony'])}")
-        verdict = f"rejected: {score['reject_reason']}" if score["reject_reason"] else ("pick" if score["candidate_id"] == ranking["pick"] else "")
-        assert row[10] == verdict
+        fluency = score["fluency"]
+        assert row[9:13] == [blank_or(fluency["rgc"], "{:.3f}"), blank_or(fluency["ipe"], "{:.2f}"),
+                             blank_or(fluency["wpd"], "{:.2f}"), f"{fluency['two_hand_share']:.1%}"]
+        assert row[14] == expected_verdict(score, ranking["pick"])
     # the players follow the same order
     players = [p["src"].rsplit("/", 1)[1] for p in seen[gallery["real"]]["audio"][2:]]
     assert players == [f"{s['candidate_id']}.flac" for s in ranking["scores"][:5]]
@@ -279,6 +294,65 @@ def test_upload_states_come_from_the_ledger(tmp_path):
     ledger.record_ranking("s2", Ranking(scores=[bad], pick=None))
     ledger.mark("s2", "winner", State.FAILED, "every candidate was rejected")
     assert song_status(ledger, "s2") == {"kind": "rejected", "text": "rejected: none of its 1 candidates passed the ranking", "url": None}
+
+
+class Table(HTMLParser):
+    """The header cells and the body rows' cells of the first table of class `scores`."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.head: list[str] = []
+        self.rows: list[list[str]] = []
+        self._where: str | None = None
+        self._cell: list[str] | None = None
+        self._in_scores = False
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and ("class", "scores") in attrs:
+            self._in_scores = True
+        elif self._in_scores and tag in ("thead", "tbody"):
+            self._where = tag
+        elif self._in_scores and tag == "tr" and self._where == "tbody":
+            self.rows.append([])
+        elif self._in_scores and tag in ("th", "td"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._in_scores = False
+        elif self._in_scores and tag in ("th", "td") and self._cell is not None:
+            text = "".join(self._cell).strip()
+            (self.head if self._where == "thead" else self.rows[-1]).append(text)
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_the_score_table_shows_fluency_and_the_identity_floor(tmp_path):
+    """A ranking as the rank stage writes it, one of its scores from before fluency was measured."""
+    ledger = Ledger(ledger_path(tmp_path))
+    folder = SongFolder(tmp_path, "s1")
+    ledger.record_song(Song(id="s1", source="song.ogg", source_id="test:s1", title="s1", duration=60.0,
+                            original=folder.original(".ogg"), audio=folder.audio))
+    fluent = Fluency(rgc=0.0412, ipe=8.3147, wpd=0.4861, two_hand_share=0.9876)
+    scores = [
+        Score(candidate_id="fluent", qmax=0.044, aligned_share=0.6, frames=1300, defects={"notes": 300.0}, combined=0.045,
+              fluency=fluent),
+        Score(candidate_id="far", qmax=0.09, aligned_share=0.3, frames=1300, defects={"notes": 200.0}, combined=0.08,
+              fluency=Fluency(rgc=None, ipe=7.5, wpd=None, two_hand_share=1.0), outside_floor=True),
+        Score(candidate_id="old", qmax=0.2, aligned_share=0.1, frames=1300, defects={}, combined=0.2, reject_reason="<b>bad</b>"),
+    ]
+    ledger.record_ranking("s1", Ranking(scores=scores, pick="fluent"))
+    html = write_song_page(tmp_path, ledger, "s1").read_text(encoding="utf-8")
+    table = Table(html)
+    assert table.head[6:15] == ["Qmax", "aligned share", "defects", "RGC", "IPE", "WPD", "hands", "combined", "verdict"]
+    assert [row[9:13] for row in table.rows] == [["0.041", "8.31", "0.49", "98.8%"], ["", "7.50", "", "100.0%"], ["", "", "", ""]]
+    assert [row[14] for row in table.rows] == ["pick", "outside the identity floor: far less similar than the closest",
+                                               "rejected: <b>bad</b>"]
+    assert "&lt;b&gt;bad&lt;/b&gt;" in html and "script-src 'none'" in html  # still escaped, still no script
 
 
 def test_an_empty_folder_gets_an_empty_index(tmp_path):
