@@ -23,13 +23,14 @@ from pydantic import Field
 
 from covermill.tasks.core.atomic import write_text
 from covermill.tasks.core.layout import SongFolder, gallery_index, ledger_path
-from covermill.tasks.core.ledger import GENERATOR_STAGE, THUMBNAIL_ART_STAGE, Ledger, State
+from covermill.tasks.core.ledger import APPROVAL_STAGE, GENERATOR_STAGE, IDENTITY_STAGE, THUMBNAIL_ART_STAGE, Ledger, State
 from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.urls import is_url
 
 # The cover_song flow's order; the upload stage is written by publish.
-FLOW_STAGES = ("download", "generate", "render", "rank", "winner", "thumbnail", THUMBNAIL_ART_STAGE, "video", "upload")
+FLOW_STAGES = ("download", "generate", "render", "rank", "winner", IDENTITY_STAGE, "thumbnail", THUMBNAIL_ART_STAGE, "video",
+               APPROVAL_STAGE, "upload")
 # Containers every current browser decodes; anything else (m4a from some sites, wma...) is played
 # from audio.wav, the decoded working copy every song has.
 BROWSER_AUDIO = {".flac", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".webm", ".weba"}
@@ -132,6 +133,10 @@ def _upload_status(ledger: Ledger, song_id: str, states: dict[str, str]) -> dict
         return None
     if upload is not None:
         return {"kind": "queued", "text": "upload started, resumes on the next run", "url": None}
+    held = ledger.stage_state(song_id, IDENTITY_STAGE)
+    if held is not None and held[0] == State.HELD and states.get(APPROVAL_STAGE) != State.DONE:
+        return {"kind": "held", "url": None,
+                "text": f"held back from publishing: {held[1]} (`covermill approve {song_id}` lets it into the queue)"}
     return {"kind": "queued", "text": "waiting in the queue", "url": None}
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from covermill.flows.cli import app
 from covermill.tasks.core.layout import SongFolder, ledger_path, song_id_for
-from covermill.tasks.core.ledger import Ledger, State
+from covermill.tasks.core.ledger import APPROVAL_STAGE, IDENTITY_STAGE, Ledger, State
 from covermill.tasks.core.records import Fluency, Ranking, Score, Song, Upload
 from covermill.tasks.media.gallery import GallerySettings, index_path, song_page_path, song_status, write_gallery, write_song_page
 
@@ -276,6 +276,11 @@ def test_upload_states_come_from_the_ledger(tmp_path):
     ledger.mark("s1", "video", "running")
     assert song_status(ledger, "s1") == {"kind": "running", "text": "unfinished: video", "url": None}
     ledger.mark("s1", "video", State.DONE)
+    assert song_status(ledger, "s1")["text"] == "waiting in the queue"
+    ledger.mark("s1", IDENTITY_STAGE, State.HELD, "the pick is nearer to 'x' than to its own original")
+    held = song_status(ledger, "s1")
+    assert held["kind"] == "held" and "nearer to 'x'" in held["text"] and "covermill approve s1" in held["text"]
+    ledger.mark("s1", APPROVAL_STAGE, State.DONE, "approved from the command line")
     assert song_status(ledger, "s1")["text"] == "waiting in the queue"
     ledger.record_upload("s1", Upload(started=1.0, media_bytes=10, session_uri="https://upload.example/session"))
     assert song_status(ledger, "s1")["text"] == "upload started, resumes on the next run"
