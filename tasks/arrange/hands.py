@@ -4,7 +4,8 @@ Chord by chord (notes struck together), the notes are split by pitch, low to the
 high to the right, at the split that costs least:
 - each hand strikes at most `keys` notes within `span` semitones; a hand given more keeps what
   matters (the right hand its top note, the melody; the left its bass) and the loudest others
-  within reach, and every note it cannot keep costs `drop_cost`;
+  within reach, a note beyond reach moving by octaves into it (`fold`: its pitch class, so the
+  harmony, stays; each costs `fold_cost`), and every note it cannot keep costs `drop_cost`;
 - a hand that jumps costs `jump_cost` per octave its centre moves from its last chord;
 - a note the melody step gave the right hand stays there, one the accompaniment gave the left
   hand stays there, and the left hand never plays above the right.
@@ -31,19 +32,41 @@ class HandsParams(Settings):
     span: int = Field(14, ge=7, le=16)  # semitones one hand reaches (a ninth and more; a tenth is 15-16)
     split: int = Field(60, ge=21, le=108)  # where the hands meet before any chord says otherwise (middle C)
     drop_cost: float = Field(4.0, ge=0.0)  # per note no hand can play
+    fold: bool = True  # a note beyond a hand's reach moves by octaves into it (its pitch class, the harmony, stays)
+    fold_cost: float = Field(0.5, ge=0.0)  # per note moved so
     jump_cost: float = Field(1.0, ge=0.0)  # per octave a hand's centre moves
     chord_window: float = Field(CHORD_WINDOW, ge=0.0)
 
 
-def reachable(pitches: list[int], keys: int, span: int, anchor_top: bool, loudness: dict[int, int]) -> list[int]:
-    """The notes one hand keeps of `pitches` (sorted): the anchor (top for the right hand, bottom for
-    the left), then the loudest others within `span` of it, `keys` at most; sorted."""
+def reachable(pitches: list[int], keys: int, span: int, anchor_top: bool, loudness: dict[int, int],
+              fold: bool = True) -> dict[int, int]:
+    """What one hand plays of `pitches` (sorted): {pitch struck in the music: key played}. The anchor
+    (top for the right hand, bottom for the left) stays; the others within `span` of it stay, and
+    with `fold` the ones beyond it move by octaves into reach (unless that key is taken); of those,
+    the loudest, `keys` in all."""
     if not pitches:
-        return []
+        return {}
     anchor = pitches[-1] if anchor_top else pitches[0]
-    near = [p for p in pitches if p != anchor and abs(p - anchor) <= span]
-    near.sort(key=lambda p: (-loudness[p], -p if anchor_top else p))
-    return sorted([anchor] + near[: keys - 1])
+    low, high = (anchor - span, anchor) if anchor_top else (anchor, anchor + span)
+    placed: dict[int, int] = {}
+    for pitch in pitches:
+        if pitch == anchor:
+            continue
+        key = pitch
+        if fold and not low <= key <= high:
+            key = pitch + 12 * ((low - pitch) // 12 + (1 if (low - pitch) % 12 else 0)) if pitch < low else \
+                pitch - 12 * ((pitch - high) // 12 + (1 if (pitch - high) % 12 else 0))
+        if low <= key <= high and key != anchor:
+            placed[pitch] = key
+    # the loudest first; unmoved before moved; then nearest the anchor
+    order = sorted(placed, key=lambda q: (-loudness[q], placed[q] != q, abs(placed[q] - anchor)))
+    kept = {anchor: anchor}
+    for pitch in order:
+        if len(kept) == keys:
+            break
+        if placed[pitch] not in kept.values():
+            kept[pitch] = placed[pitch]
+    return kept
 
 
 def _centre(pitches: list[int]) -> float:
@@ -51,22 +74,25 @@ def _centre(pitches: list[int]) -> float:
 
 
 def split_chord(pitches: list[int], right_only: set[int], left_centre: float, right_centre: float,
-                loudness: dict[int, int], p: HandsParams, left_only: frozenset[int] = frozenset()) -> tuple[list[int], list[int]]:
-    """(left, right) notes kept of one chord (sorted pitches), at the cheapest split (module docstring);
-    `right_only` and `left_only` are notes an earlier step gave a hand (the melody, the accompaniment)."""
-    best: tuple[float, int, list[int], list[int]] | None = None
+                loudness: dict[int, int], p: HandsParams, left_only: frozenset[int] = frozenset()
+                ) -> tuple[dict[int, int], dict[int, int]]:
+    """(left, right): what each hand plays of one chord (sorted pitches; {struck: key}, see reachable),
+    at the cheapest split (module docstring); `right_only` and `left_only` are notes an earlier step
+    gave a hand (the melody, the accompaniment)."""
+    best: tuple[float, int, dict[int, int], dict[int, int]] | None = None
     for k in range(len(pitches) + 1):
         low, high = pitches[:k], pitches[k:]
         if any(q in right_only for q in low) or any(q in left_only and q not in right_only for q in high):
             continue  # a melody note in the left hand, or the accompaniment in the right: never
-        left = reachable(low, p.keys, p.span, anchor_top=False, loudness=loudness)
-        right = reachable(high, p.keys, p.span, anchor_top=True, loudness=loudness)
+        left = reachable(low, p.keys, p.span, anchor_top=False, loudness=loudness, fold=p.fold)
+        right = reachable(high, p.keys, p.span, anchor_top=True, loudness=loudness, fold=p.fold)
         dropped = len(pitches) - len(left) - len(right)
-        cost = dropped * p.drop_cost
+        moved = sum(1 for hand in (left, right) for struck, key in hand.items() if struck != key)
+        cost = dropped * p.drop_cost + moved * p.fold_cost
         if left:
-            cost += p.jump_cost * abs(_centre(left) - left_centre) / 12
+            cost += p.jump_cost * abs(_centre(list(left.values())) - left_centre) / 12
         if right:
-            cost += p.jump_cost * abs(_centre(right) - right_centre) / 12
+            cost += p.jump_cost * abs(_centre(list(right.values())) - right_centre) / 12
         tie = abs(k - sum(q < p.split for q in pitches))  # ties go to the split nearest the meeting point
         if best is None or (cost, tie) < (best[0], best[1]):
             best = (cost, tie, left, right)
@@ -97,17 +123,17 @@ def hands(piece: Piece, p: HandsParams, context: StepContext) -> Piece:
             if not kept:
                 continue
             held = [v for v in sounding[hand] if v[1] > t]
-            if not _fits(kept + [v[2] for v in held], p):
+            if not _fits(list(kept.values()) + [v[2] for v in held], p):
                 for voice in held:  # the hand moves on; the pedal, not the fingers, keeps these ringing
                     voice[1] = t
                 held = []
-            struck = [[n.start, n.end, n.pitch, n.velocity, hand] for n in group if n.pitch in kept]
+            struck = [[n.start, n.end, kept[n.pitch], n.velocity, hand] for n in group if n.pitch in kept]
             seen: set[int] = set()
             struck = [v for v in struck if not (v[2] in seen or seen.add(v[2]))]  # one key, one note
             sounding[hand] = held + struck
             played.extend(struck)
         if left:
-            left_centre = _centre(left)
+            left_centre = _centre(list(left.values()))
         if right:
-            right_centre = _centre(right)
+            right_centre = _centre(list(right.values()))
     return replace(piece, notes=[Note(*voice) for voice in played if voice[1] > voice[0]])

@@ -73,6 +73,10 @@ class RankSettings(Settings):
     )
     # hard rejects
     min_notes: int = Field(16, ge=0, description="reject a candidate with fewer notes than this")
+    min_two_hand_share: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="reject a candidate when a smaller share of its chords can be struck by two hands (five keys within "
+                    "14 semitones each): a cover a pianist cannot play is no piano cover; 0 turns the check off")
     max_run_share: float = Field(0.3, gt=0.0, le=1.0, description="reject when one pitch is re-struck without pause over more than this share of the song (note banging)")
     max_repeat_share: float = Field(0.95, gt=0.0, le=1.0, description="reject when more than this share of notes repeat a pitch struck within the last 0.5 s")
     min_pitch_class_entropy: float = Field(1.0, ge=0.0, le=math.log2(12), description="reject below this many bits of duration-weighted pitch-class entropy (0 = one pitch class)")
@@ -194,6 +198,13 @@ def _order(score: Score) -> tuple[bool, bool, float, str]:
     return (score.rejected, score.outside_floor, score.combined, score.candidate_id)
 
 
+def unplayable_reason(two_hand_share: float, defects: dict[str, float], settings: RankSettings) -> str | None:
+    """Why a candidate is no piano cover: chords beyond two hands (a hard reject below min_two_hand_share)."""
+    if defects.get("notes", 0) == 0 or two_hand_share >= settings.min_two_hand_share:
+        return None
+    return f"{1 - two_hand_share:.1%} of its chords are more than two hands can strike (five keys within 14 semitones each)"
+
+
 def apply_identity_floor(scores: list[Score], factor: float) -> list[Score]:
     """The scores in ranking order, each accepted one marked outside the floor when its Qmax exceeds
     `factor` times the best accepted Qmax: inside first, then outside, then the rejected, each
@@ -206,6 +217,9 @@ def apply_identity_floor(scores: list[Score], factor: float) -> list[Score]:
 def _score(candidate: Candidate, chroma: ChromaMeasures, notes: NoteMeasures, seconds: float, settings: RankSettings) -> Score:
     fluency = Fluency(rgc=notes.rgc, ipe=notes.ipe, wpd=chroma.wpd, two_hand_share=notes.two_hand_share)
     reasons = reject_reasons(notes.defects, chroma.result.qmax, settings)
+    unplayable = unplayable_reason(fluency.two_hand_share, notes.defects, settings)
+    if unplayable:
+        reasons.append(unplayable)
     return Score(
         candidate_id=candidate.id,
         qmax=chroma.result.qmax,

@@ -152,8 +152,8 @@ def test_beat_tracking_finds_the_scores_tempo(reference_midis, song, beat):
 
 
 DEFAULT_CAPS = {"balanced": 6, "rich": 8, "thinned": 8, "sparse": 4, "melody-bass": 2, "pedal": 6, "humanised": 6,
-                "ballad": 10, "pop-arpeggio": 10, "block-chords": 10, "melody-octaves": 10}  # most keys down at once
-TWO_HANDED = {"ballad", "pop-arpeggio", "block-chords", "melody-octaves"}
+                "two-hands": 10, "ballad": 10, "pop-arpeggio": 10, "block-chords": 10, "melody-octaves": 10}  # most keys down at once
+TWO_HANDED = {"two-hands", "ballad", "pop-arpeggio", "block-chords", "melody-octaves"}
 
 
 def test_every_default_style_is_deterministic_and_playable(band):

@@ -29,11 +29,13 @@ def test_a_wide_chord_splits_between_the_hands():
 
 def test_a_hand_keeps_its_anchor_and_the_loudest_within_reach():
     loud = {60: 50, 62: 90, 64: 40, 65: 95, 67: 60, 69: 30, 72: 70, 90: 100}
-    # the right hand's anchor is the top (90); nothing else lies within 14 semitones of it
-    assert reachable(sorted(loud), 5, 14, anchor_top=True, loudness=loud) == [90]
+    # the right hand's anchor is the top (90); nothing else lies within 14 semitones of it...
+    assert reachable(sorted(loud), 5, 14, anchor_top=True, loudness=loud, fold=False) == {90: 90}
+    # ...so the loudest move up by octaves into its reach, keeping their pitch classes (60's 84 is 72's already)
+    assert reachable(sorted(loud), 5, 14, anchor_top=True, loudness=loud) == {90: 90, 65: 77, 62: 86, 72: 84, 67: 79}
     del loud[90]
-    assert reachable(sorted(loud), 5, 14, anchor_top=True, loudness=loud) == [60, 62, 65, 67, 72]  # 64 and 69 are the softest
-    assert reachable([40, 41, 60], 5, 14, anchor_top=False, loudness={40: 1, 41: 1, 60: 1}) == [40, 41]
+    assert reachable(sorted(loud), 5, 14, anchor_top=True, loudness=loud) == {72: 72, 65: 65, 62: 62, 67: 67, 60: 60}  # 64, 69 softest
+    assert reachable([40, 41, 60], 5, 14, anchor_top=False, loudness={40: 1, 41: 1, 60: 1}) == {40: 40, 41: 41, 60: 48}
 
 
 def test_a_melody_note_never_goes_to_the_left_hand():
@@ -42,7 +44,7 @@ def test_a_melody_note_never_goes_to_the_left_hand():
     assert 55 in right
     # 40 is beyond the right hand's reach from 55, so the left hand takes it, and only it
     left, right = split_chord([40, 52, 55], {52}, 40.0, 80.0, {40: 80, 52: 80, 55: 80}, HandsParams())
-    assert (left, right) == ([40], [52, 55])
+    assert (left, right) == ({40: 40}, {55: 55, 52: 52})
 
 
 def test_a_line_around_middle_c_stays_in_one_hand():
@@ -70,7 +72,7 @@ def test_a_dense_arrangement_becomes_playable_at_every_instant(band):
     out = run(band)
     assert out and all(n.hand in (LEFT, RIGHT) for n in out)
     kept = len(out) / len(band)
-    assert kept > 0.8  # most of the music survives (measured: 0.88 of the notes of song_b's score)
+    assert kept > 0.9  # most of the music survives (measured: 0.97 of song_b's notes; 0.88 before octave folding)
     for group in onset_groups(out):
         t = group[0].start
         for hand in (LEFT, RIGHT):

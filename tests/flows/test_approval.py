@@ -23,7 +23,7 @@ pytestmark = pytest.mark.server
 
 
 def config() -> CovermillConfig:
-    styles = {name: copy.deepcopy(DEFAULT_STYLES[name]) for name in ("balanced", "rich", "sparse")}  # a short run
+    styles = {name: copy.deepcopy(DEFAULT_STYLES[name]) for name in ("two-hands", "ballad", "block-chords")}  # a short run
     return CovermillConfig.model_validate({"arrange": {"styles": styles, "seeds": [0]},
                                            "upload": {"approval": True, "approval_timeout_s": 600}})
 

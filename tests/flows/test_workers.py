@@ -37,7 +37,7 @@ def fanned_out(prefect_api, tmp_path_factory):
     playlist.write_text("".join(f"{clip.name}\n" for clip in clips))
     config = root / "config.yaml"
     config.write_text(yaml.safe_dump({
-        "arrange": {"styles": {name: DEFAULT_STYLES[name] for name in ("balanced", "sparse")}, "seeds": [0]},
+        "arrange": {"styles": {name: DEFAULT_STYLES[name] for name in ("two-hands", "block-chords")}, "seeds": [0]},
         "nightly": {"fan_out": True, "max_minutes": 15},
         "gpu": {"limit": None},  # no torch model runs here; the slot is tested elsewhere
     }))

@@ -27,6 +27,7 @@ from covermill.tasks.rank.ranking import (
     rank_candidates,
     ranking_table,
     reject_reasons,
+    unplayable_reason,
     write_ranking,
 )
 
@@ -41,7 +42,7 @@ def song_a(clips, tmp_path_factory) -> tuple[Song, Path, list[Candidate], dict[s
     folder = SongFolder(out, song.id)
     basic_pitch = load_generator("basic-pitch")
     other_wav = decode_to_wav(clips["song_b"], work / "song_b.wav")
-    playable = ArrangeSettings().styles["balanced"]
+    playable = ArrangeSettings().styles["two-hands"]  # every chord within two hands: never rejected as unplayable
     notes = {
         "own": arrange(basic_pitch.transcribe(song.audio), playable),  # the song's own transcription, arranged
         "other": arrange(basic_pitch.transcribe(other_wav), playable),  # a fine cover, of a different song
@@ -258,3 +259,12 @@ def test_identity_is_a_floor_fluency_cannot_lift_a_cover_past():
     assert not ranked[2].outside_floor
     # a factor wide enough lets fluency decide again
     assert [s.candidate_id for s in apply_identity_floor([literal, far], 2.0)] == ["far", "literal"]
+
+
+def test_a_cover_two_hands_cannot_play_is_rejected():
+    notes = {"notes": 100.0}
+    assert unplayable_reason(1.0, notes, RankSettings()) is None
+    assert unplayable_reason(0.97, notes, RankSettings()) == (
+        "3.0% of its chords are more than two hands can strike (five keys within 14 semitones each)")
+    assert unplayable_reason(0.97, notes, RankSettings(min_two_hand_share=0.9)) is None
+    assert unplayable_reason(0.0, {"notes": 0.0}, RankSettings()) is None  # "no notes at all" says it already
