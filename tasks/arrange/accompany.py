@@ -134,8 +134,10 @@ def voicing(c: Chord, bass_low: int, split: int) -> tuple[int, list[int]]:
     return bass, [t - 12 if t >= split and t - 12 > bass else t for t in tones]
 
 
-def pattern_notes(c: Chord, start: float, end: float, beats: list[float], p: AccompanyParams, eighth: float) -> list[Note]:
-    """The left hand's notes for one stretch (seconds), in the style's pattern."""
+def pattern_notes(c: Chord, start: float, end: float, beats: list[float], p: AccompanyParams,
+                  eighths: list[float]) -> list[Note]:
+    """The left hand's notes for one stretch (seconds), in the style's pattern; `eighths` are the
+    onsets (seconds, in the stretch) an arpeggio or Alberti bass steps through, one a grid eighth."""
     bass, tones = voicing(c, p.bass_low, p.split)
     soft = max(1, p.velocity - 8)
     out: list[Note] = []
@@ -155,11 +157,19 @@ def pattern_notes(c: Chord, start: float, end: float, beats: list[float], p: Acc
         fifth = bass + 7
         third = tones[0] if tones else bass + 4
         cycle = [bass, fifth, bass + 12, fifth] if p.pattern == "arpeggio" else [bass, fifth, third, fifth]
-        times = np.arange(start, end - 1e-6, eighth)
-        for n, t in enumerate(times.tolist()):
-            stop = min(end, t + eighth)
+        for n, t in enumerate(eighths):
+            stop = eighths[n + 1] if n + 1 < len(eighths) else end
             out.append(Note(t, stop, cycle[n % len(cycle)], p.velocity if n == 0 else soft, LEFT))
     return out
+
+
+def eighths_in(grid: BeatGrid, start: float, end: float, per_beat: int) -> list[float]:
+    """Onsets (seconds) every 1/`per_beat` of a beat along the grid from `start` to before `end`: on
+    the tracked beats, so that an arpeggio keeps to the song's own beat where the tempo moves (a
+    fixed period drifted off it: 14 and 51-tick steps in a 960-tick score)."""
+    first, last = grid.beat_position(np.array([start, end])).tolist()
+    positions = np.arange(first, last - 1e-6, 1.0 / per_beat)
+    return grid.seconds_at(positions).tolist()
 
 
 @register("accompany", AccompanyParams, on_piece=True)
@@ -168,7 +178,7 @@ def accompany(piece: Piece, p: AccompanyParams, context: StepContext) -> Piece:
         return piece
     grid = grid_for(piece)
     end = max(n.end for n in piece.notes)
-    eighth = 60.0 / grid.tempo / (3 if grid.steps_per_beat % 3 == 0 else 2)
+    per_beat = 3 if grid.steps_per_beat % 3 == 0 else 2  # eighth triplets or eighths
     left: list[Note] = []
     for start, stop, beats in segments(grid, p.every, end):
         sounding = [n for n in piece.notes if n.start < stop and n.end > start]
@@ -179,6 +189,6 @@ def accompany(piece: Piece, p: AccompanyParams, context: StepContext) -> Piece:
         if p.chords_from == "audio" or (p.chords_from == "auto" and (found is None or sparse or fit < p.min_fit)):
             found = audio_chord(context.analysis, start) or (found if fit >= p.min_fit else None)
         if found is not None:
-            left += pattern_notes(found, start, stop, beats, p, eighth)
+            left += pattern_notes(found, start, stop, beats, p, eighths_in(grid, start, stop, per_beat))
     right = [n for n in piece.notes if n.pitch >= p.split or n.hand == RIGHT]
     return replace(piece, notes=resolve_same_pitch(sort_notes(right + left)), grid=piece.grid or grid)

@@ -108,8 +108,15 @@ def warping_path_deviation(cover_times: np.ndarray, original_times: np.ndarray,
         keep = (original_times >= trim_seconds) & (original_times <= original_times[-1] - trim_seconds)
         if keep.sum() > 10:
             cover_times, original_times = cover_times[keep], original_times[keep]
-    slope, intercept = np.polyfit(cover_times, original_times, 1)
-    return float(np.std(original_times - (slope * cover_times + intercept)))
+    # the least-squares line in closed form: np.polyfit's SVD failed to converge once in a bench
+    # worker process on a finite path ("SVD did not converge in Linear Least Squares")
+    x = cover_times - cover_times.mean()
+    y = original_times - original_times.mean()
+    spread = float(np.dot(x, x))
+    if not np.isfinite(spread) or not np.all(np.isfinite(y)):
+        return None
+    slope = float(np.dot(x, y)) / spread if spread > 0 else 0.0  # a vertical path: the original's spread
+    return float(np.std(y - slope * x))
 
 
 def chord_pitches(notes: list[Note], window: float = CHORD_WINDOW) -> list[list[int]]:

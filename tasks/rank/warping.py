@@ -10,8 +10,6 @@ second (2048-sample hop) a frame is 47 ms, finer than the WPD values that matter
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from numba import njit
 
@@ -95,6 +93,4 @@ def alignment_deviation(cover: np.ndarray, original: np.ndarray, frame_seconds: 
     shift = optimal_transposition_index(original, cover)  # the cover rolled as cross_recurrence rolls it
     cover = np.roll(np.asarray(cover, dtype=np.float32), shift, axis=1) if shift else cover
     path = dtw_path(cosine_distances(cover, original))
-    with warnings.catch_warnings():  # a cover matching nothing walks a near-vertical path: the fit still stands
-        warnings.simplefilter("ignore", np.exceptions.RankWarning)
-        return warping_path_deviation(path[:, 0] * frame_seconds, path[:, 1] * frame_seconds)
+    return warping_path_deviation(path[:, 0] * frame_seconds, path[:, 1] * frame_seconds)

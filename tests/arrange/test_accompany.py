@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from covermill.models.notes import Note
-from covermill.tasks.arrange.accompany import AccompanyParams, accompany, chord, chord_of, pattern_notes, segments, voicing
+from covermill.tasks.arrange.accompany import (
+    AccompanyParams,
+    accompany,
+    chord,
+    chord_of,
+    eighths_in,
+    pattern_notes,
+    segments,
+    voicing,
+)
 from covermill.tasks.arrange.registry import StepContext
 from covermill.tasks.core.music import LEFT, BeatGrid, Piece
 
@@ -44,19 +53,30 @@ def test_the_harmony_is_read_per_half_bar_after_a_pickup():
     assert [len(b) for _, _, b in segments(grid, "bar", end=4.0)] == [1, 4, 3]
 
 
+EIGHTHS = [0.0, 0.25, 0.5, 0.75]
+
+
 def test_patterns_play_the_chord_in_the_left_hand():
     assert voicing(chord(0), 36, 55) == (36, [40, 43])  # C2 E2 G2
     assert voicing(chord(9, "m"), 36, 55) == (45, [48, 52])  # A2 C3 E3
     c = chord(0)
     params = AccompanyParams
-    block = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="block"), 0.25)
+    block = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="block"), [])
     assert sorted(n.pitch for n in block) == [36, 40, 43] and all(n.end == 1.0 and n.hand == LEFT for n in block)
-    broken = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="broken"), 0.25)
+    broken = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="broken"), [])
     assert [(n.start, n.pitch) for n in sorted(broken)] == [(0.0, 36), (0.5, 40), (0.5, 43)]
-    arpeggio = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="arpeggio"), 0.25)
+    arpeggio = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="arpeggio"), EIGHTHS)
     assert [n.pitch for n in sorted(arpeggio)] == [36, 43, 48, 43]
-    alberti = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="alberti"), 0.25)
+    alberti = pattern_notes(c, 0.0, 1.0, [0.0, 0.5], params(pattern="alberti"), EIGHTHS)
     assert [n.pitch for n in sorted(alberti)] == [36, 43, 40, 43]
+    assert [(n.start, n.end) for n in sorted(alberti)] == [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
+
+
+def test_an_arpeggio_steps_along_the_beats_where_the_tempo_moves():
+    # beats 0.5 s apart, then 0.6 s: the eighths halve each beat where it falls, not a fixed period
+    grid = BeatGrid(beats=(0.0, 0.5, 1.0, 1.6, 2.2), steps_per_beat=4)
+    assert eighths_in(grid, 0.0, 2.2, 2) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.3, 1.6, 1.9])
+    assert eighths_in(grid, 1.0, 2.2, 3) == pytest.approx([1.0, 1.2, 1.4, 1.6, 1.8, 2.0])
 
 
 def test_the_low_notes_are_replaced_by_the_harmony_of_each_half_bar():

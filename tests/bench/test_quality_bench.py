@@ -84,7 +84,7 @@ def test_the_bench_writes_a_paper_style_table(bench_run):
     _, out = bench_run
     text = (out / "quality.md").read_text()
     assert "| row | songs | Qmax median | Qmax mean | aligned share median | identified |" in text
-    assert "| playable | RGC | IPE | WPD | two hands | note F1 | picked |" in text
+    assert "| playable | RGC median | IPE median | WPD median | two hands | note F1 | picked |" in text
     rows = {row["row"]: row for row in csv.DictReader((out / "quality.csv").open())}
     for name in ("pick (ranker)", "oracle (best accepted Qmax)", "score as piano", "control: one note banged",
                  "basic-pitch raw transcription"):

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from pydantic import ValidationError
 
@@ -54,10 +55,27 @@ def test_basic_pitch_hears_the_right_harmony(song_a_notes, reference_midis):
 
 
 def test_basic_pitch_options_reach_the_model(song_a_wav, song_a_notes):
-    strict = load_generator("basic-pitch", {"onset_threshold": 0.5, "frame_threshold": 0.3}).transcribe(song_a_wav)
+    strict = load_generator("basic-pitch", {"onset_threshold": 0.5, "frame_threshold": 0.3,
+                                            "sparse_notes_per_minute": 0}).transcribe(song_a_wav)
     assert 0 < len(strict) < len(song_a_notes)  # the defaults (0.3, 0.2) catch more of a band mix
     narrow = load_generator("basic-pitch", {"minimum_frequency": 110.0}).transcribe(song_a_wav)
     assert narrow and min(n.pitch for n in narrow) >= 45  # A2 = 110 Hz
+
+
+@pytest.mark.slow  # three more transcriptions
+def test_a_sparse_song_is_decoded_again_at_lower_thresholds(song_a_wav, song_a_notes):
+    off = load_generator("basic-pitch", {"sparse_notes_per_minute": 0}).transcribe(song_a_wav)
+    # asking for more notes than any threshold finds walks the whole ladder, one pair at a time
+    one_step = load_generator("basic-pitch", {"sparse_notes_per_minute": 1e6, "sparse_thresholds": [[0.2, 0.15]]})
+    first_pair = one_step.transcribe(song_a_wav)
+    whole = load_generator("basic-pitch", {"sparse_notes_per_minute": 1e6}).transcribe(song_a_wav)
+    assert len(off) < len(first_pair) < len(whole)
+    # the defaults stop at the first pair that finds 800 notes a minute
+    minutes = sf.info(song_a_wav).duration / 60
+    expected = next((notes for notes in (off, first_pair) if len(notes) >= 800 * minutes), whole)
+    assert song_a_notes == expected
+    with pytest.raises(ValidationError):
+        basic_pitch.Options(sparse_thresholds=[[0.2, 1.5]])
 
 
 def test_basic_pitch_model_loads_once(song_a_notes):

@@ -77,6 +77,11 @@ class TestWarpingPathDeviation:
     def test_too_short_a_path(self):
         assert warping_path_deviation(np.arange(9.0), np.arange(9.0)) is None
 
+    def test_a_vertical_path_deviates_by_the_spread_of_the_original(self):
+        # one cover frame matched to the whole original: no line through it, the deviation is std(0..19)
+        original = np.arange(20.0)
+        assert warping_path_deviation(np.full(20, 5.0), original, trim_seconds=0) == pytest.approx(np.std(original))
+
 
 class TestTwoHands:
     @pytest.mark.parametrize(("pitches", "playable"), [
