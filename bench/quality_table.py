@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from covermill.tasks.core.atomic import write_text
-from covermill.tasks.rank.ranking import RankSettings
+from covermill.tasks.rank.ranking import RankSettings, banging_share
 
 COLUMNS = ["row", "songs", "qmax_median", "qmax_mean", "aligned_median", "identified", "banging", "playable",
            "rgc", "ipe", "wpd", "hands", "note_f1", "picked", "identified_of"]
@@ -63,7 +63,7 @@ def row_stats(name: str, entries: list, settings: RankSettings, picked: int | No
         "qmax_mean": (statistics.fmean(finite) if len(finite) == len(qmaxes) else math.inf) if qmaxes else None,
         "aligned_median": statistics.median(shares) if shares else None,
         "identified": _share(identified),
-        "banging": _share([e.defects.get("longest_run_share", 0) > settings.max_run_share for e in entries]),
+        "banging": _share([banging_share(e.defects, settings) > settings.max_run_share if e.defects else False for e in entries]),
         "playable": _share([playable(e.defects, settings) for e in entries]),
         # medians, as the targets are set; a few songs whose beat the tracker lost weigh on a mean
         "rgc": _median([e.rgc for e in entries]),

@@ -88,7 +88,9 @@ def measure_defects(
 
     notes: how many; notes_per_second; longest_run: strikes in the longest run of one pitch
     re-struck within `run_gap` s of its previous strike, longest_run_pitch its MIDI pitch (-1 when
-    none), longest_run_share the part of the song that run spans; repeat_share: share of notes
+    none), longest_run_share the part of the song that run spans, longest_run_dominance the share
+    of the notes struck while it lasts that are its strikes (a banged segment 1.0; an ostinato
+    under a tune and chords much less); repeat_share: share of notes
     whose pitch had an onset within the previous `repeat_window` s; pitch_class_entropy: bits,
     duration-weighted (0 for one pitch class, 3.58 for all twelve equally); longest_silence:
     seconds, and silent_share: the part of the song where no note sounds; polyphony: most notes
@@ -99,7 +101,7 @@ def measure_defects(
     if not notes:
         return {
             "notes": 0.0, "notes_per_second": 0.0, "longest_run": 0.0, "longest_run_pitch": -1.0,
-            "longest_run_share": 0.0, "repeat_share": 0.0, "pitch_class_entropy": 0.0,
+            "longest_run_share": 0.0, "longest_run_dominance": 0.0, "repeat_share": 0.0, "pitch_class_entropy": 0.0,
             "longest_silence": duration, "silent_share": 1.0, "polyphony": 0.0, "outside_piano": 0.0,
         }
     strikes, pitch, run_start, run_end = _longest_run(notes, run_gap)
@@ -110,6 +112,7 @@ def measure_defects(
         "longest_run": float(strikes),
         "longest_run_pitch": float(pitch),
         "longest_run_share": min(1.0, (run_end - run_start) / duration) if strikes > 1 else 0.0,
+        "longest_run_dominance": strikes / sum(run_start <= n.start <= run_end for n in notes) if strikes > 1 else 0.0,
         "repeat_share": _repeat_share(notes, repeat_window),
         "pitch_class_entropy": _pitch_class_entropy(notes),
         "longest_silence": longest_silence,

@@ -6,7 +6,7 @@ measured in one pool of processes (tasks/rank/measures.py). A candidate with a d
 is rejected with a reason a person can read; the others are ordered by
 
     combined = qmax * (1 + defect penalties + fluency penalties)                    lower is better
-    defect penalties  = run_weight * longest_run_share + repeat_weight * repeat_share
+    defect penalties  = run_weight * banging_share + repeat_weight * repeat_share
                       + entropy_weight * max(0, 1 - pitch_class_entropy / entropy_reference)
                       + silence_weight * silent_share
     fluency penalties = rgc_weight * b(rgc - rgc_reference, rgc_scale)
@@ -14,6 +14,8 @@ is rejected with a reason a person can read; the others are ordered by
                       + wpd_weight * b(|wpd - wpd_reference|, wpd_scale)
                       + hands_weight * b(hands_reference - two_hand_share, hands_scale)
     b(x, scale) = min(1, max(0, x) / scale)
+    banging_share = longest_run_share where that run is at least min_run_dominance of the notes
+                    struck while it lasts, else 0 (an ostinato the song plays is no banging)
     human_ipe(T) = ipe_reference + log2(T / ipe_reference_seconds)
 
 Each term lies in [0, its weight], so the penalties can at most multiply Qmax by (1 + sum of
@@ -78,6 +80,12 @@ class RankSettings(Settings):
         description="reject a candidate when a smaller share of its chords can be struck by two hands (five keys within "
                     "14 semitones each): a cover a pianist cannot play is no piano cover; 0 turns the check off")
     max_run_share: float = Field(0.3, gt=0.0, le=1.0, description="reject when one pitch is re-struck without pause over more than this share of the song (note banging)")
+    min_run_dominance: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="...and its strikes are at least this share of the notes struck meanwhile: a banged stretch is all of "
+                    "them (a drone's sparse cover 0.97), while an ostinato or pedal point the song itself plays under a tune "
+                    "and chords was 0.15-0.20 on the bench's tuning songs (their faithful covers were rejected and a worse "
+                    "style picked); 0 = any long run")
     max_repeat_share: float = Field(0.95, gt=0.0, le=1.0, description="reject when more than this share of notes repeat a pitch struck within the last 0.5 s")
     min_pitch_class_entropy: float = Field(1.0, ge=0.0, le=math.log2(12), description="reject below this many bits of duration-weighted pitch-class entropy (0 = one pitch class)")
     max_silent_share: float = Field(0.8, gt=0.0, le=1.0, description="reject when no note sounds for more than this share of the song")
@@ -122,7 +130,7 @@ def reject_reasons(defects: dict[str, float], qmax: float, settings: RankSetting
         return ["it has no notes at all"]
     if notes < settings.min_notes:
         reasons.append(f"only {notes} notes (at least {settings.min_notes} needed)")
-    if defects["longest_run_share"] > settings.max_run_share:
+    if banging_share(defects, settings) > settings.max_run_share:
         reasons.append(
             f"one note struck {int(defects['longest_run'])} times in a row "
             f"({note_name(int(defects['longest_run_pitch']))}, {defects['longest_run_share']:.0%} of the song)"
@@ -147,11 +155,19 @@ def reject_reasons(defects: dict[str, float], qmax: float, settings: RankSetting
     return reasons
 
 
+def banging_share(defects: dict[str, float], settings: RankSettings) -> float:
+    """The part of the song the longest run of one pitch spans, when it dominates what is struck
+    meanwhile (min_run_dominance); 0 for an ostinato under other music. Defects measured before
+    the dominance was (an older ranking.json) count every run, as they did then."""
+    dominance = defects.get("longest_run_dominance", 1.0)
+    return defects["longest_run_share"] if dominance >= settings.min_run_dominance else 0.0
+
+
 def defect_penalty(defects: dict[str, float], settings: RankSettings) -> float:
     """The weighted defect terms of the combined score (see the module docstring)."""
     entropy_deficit = max(0.0, 1.0 - defects["pitch_class_entropy"] / settings.entropy_reference)
     return (
-        settings.run_weight * defects["longest_run_share"]
+        settings.run_weight * banging_share(defects, settings)
         + settings.repeat_weight * defects["repeat_share"]
         + settings.entropy_weight * entropy_deficit
         + settings.silence_weight * defects["silent_share"]

@@ -37,6 +37,7 @@ def test_banging_one_note_is_measured_and_flagged(tmp_path):
     assert defects["repeat_share"] > 0.95
     assert defects["pitch_class_entropy"] == 0.0
     assert defects["notes_per_second"] == pytest.approx(5.0)
+    assert defects["longest_run_dominance"] == 1.0
     reasons = reject_reasons(defects, qmax=1.0, settings=RankSettings())
     assert any("struck 125 times in a row (B3, 100% of the song)" in r for r in reasons)
 
@@ -60,6 +61,8 @@ def test_runs_follow_one_pitch_and_break_at_pauses():
     assert defects["longest_run"] == 10
     assert defects["longest_run_pitch"] == 60
     assert defects["longest_run_share"] == pytest.approx((9 * 0.25 + 0.2) / 10.0)
+    # struck while the run lasts (0 .. 2.45 s): its 10 strikes and the melody's 5 notes
+    assert defects["longest_run_dominance"] == pytest.approx(10 / 15)
 
 
 def test_repeat_share_counts_pitches_struck_again_soon():

@@ -167,7 +167,7 @@ def test_artifact_key_is_lowercase_letters_digits_dashes():
 
 def defects(**changes: float) -> dict[str, float]:
     base = {"notes": 200.0, "notes_per_second": 8.0, "longest_run": 4.0, "longest_run_pitch": 60.0,
-            "longest_run_share": 0.0, "repeat_share": 0.0, "pitch_class_entropy": 3.0,
+            "longest_run_share": 0.0, "longest_run_dominance": 1.0, "repeat_share": 0.0, "pitch_class_entropy": 3.0,
             "longest_silence": 1.0, "silent_share": 0.0, "polyphony": 6.0, "outside_piano": 0.0}
     return {**base, **changes}
 
@@ -179,6 +179,20 @@ def test_combined_score_is_qmax_scaled_by_weighted_penalties():
     assert combined_score(0.1, defects(pitch_class_entropy=1.0), settings) == pytest.approx(0.1 * (1 + 0.5))
     assert combined_score(0.1, defects(silent_share=0.4, repeat_share=0.4), settings) == pytest.approx(0.1 * (1 + 0.25 * 0.4 + 0.1 * 0.4))
     assert combined_score(math.inf, defects(), settings) == math.inf
+    # an ostinato (its strikes a fifth of the notes struck meanwhile) is the song's, not banging
+    ostinato = defects(longest_run_share=0.25, longest_run_dominance=0.2)
+    assert combined_score(0.1, ostinato, settings) == pytest.approx(0.1)
+    assert combined_score(0.1, ostinato, RankSettings(min_run_dominance=0.0)) == pytest.approx(0.1 * (1 + 2.0 * 0.25))
+
+
+def test_a_long_run_is_banging_only_where_it_dominates():
+    settings = RankSettings()
+    banged = defects(longest_run=90.0, longest_run_pitch=60.0, longest_run_share=0.4, longest_run_dominance=0.9)
+    assert reject_reasons(banged, 0.1, settings) == ["one note struck 90 times in a row (C4, 40% of the song)"]
+    assert reject_reasons({**banged, "longest_run_dominance": 0.3}, 0.1, settings) == []
+    assert reject_reasons({**banged, "longest_run_dominance": 0.3}, 0.1, RankSettings(min_run_dominance=0.0)) != []
+    older = {k: v for k, v in banged.items() if k != "longest_run_dominance"}  # defects of an older ranking.json
+    assert reject_reasons({**older, "longest_run_share": 0.4}, 0.1, settings) != []
 
 
 def test_each_threshold_has_its_reason():
