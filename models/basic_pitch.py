@@ -38,7 +38,8 @@ class BasicPitchOptions(ModelOptions):
     frame_threshold: float = Field(0.2, gt=0.0, lt=1.0)
     # A sparse song (pads, drones, a drum-led track: a few hundred notes a minute at the thresholds
     # above) is decoded again from the same model output at each (onset, frame) pair of
-    # `sparse_thresholds` in turn, until one finds `sparse_notes_per_minute`; 0 turns it off. On the
+    # `sparse_thresholds` in turn, until one finds `sparse_notes_per_minute` (a song where the first
+    # pair finds nothing is silence and stays so); 0 turns it off. On the
     # quality bench's tuning songs the raw transcription was then identified in 23 of 24 songs
     # instead of 20 (median aligned share 0.62 -> 0.67); lower pairs for every song made the dense
     # ones unplayable (bench/README.md).
@@ -109,7 +110,9 @@ class BasicPitchGenerator:
         minutes = len(output["note"]) / self._frames_per_second / 60.0
         notes = self._decode(output, o.onset_threshold, o.frame_threshold)
         for onset, frame in o.sparse_thresholds:  # a sparse song: lower thresholds, same model output
-            if len(notes) >= o.sparse_notes_per_minute * minutes:
+            # nothing at all is silence, not a sparse song: there the model's output idles near 0.1
+            # everywhere, and a frame threshold of 0.1 decodes that floor into notes
+            if not notes or len(notes) >= o.sparse_notes_per_minute * minutes:
                 break
             notes = self._decode(output, onset, frame)
         return notes
