@@ -16,8 +16,8 @@ which unlike Qmax does not grow with the song's length; the identification rate 
 whose original is nearest by Qmax, among all songs of the set, its own?); the share with the
 note-banging defect; the share that is playable (at most rank.max_polyphony keys at once, all
 within A0..C8); Etude's fluency measures RGC, IPE and WPD (WPD on the same native-hop chroma,
-against the song's own original) and the share of chords two hands can strike, as means over songs
-like Etude's table, whose published values close the table as reference rows; and onset note F1
+against the song's own original) as medians over songs and the share of chords two hands can strike
+as a mean; Etude's published values (means over its songs) close the table as reference rows; and onset note F1
 against the score (mir_eval, 50 ms) where there is one. Below
 the table: ranking regret (the pick's Qmax minus the oracle's; the oracle is the best candidate
 the ranker accepted), how often the pick is the oracle, and the garbage check: corrupted copies

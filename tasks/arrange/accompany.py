@@ -179,6 +179,7 @@ def accompany(piece: Piece, p: AccompanyParams, context: StepContext) -> Piece:
     grid = grid_for(piece)
     end = max(n.end for n in piece.notes)
     per_beat = 3 if grid.steps_per_beat % 3 == 0 else 2  # eighth triplets or eighths
+    stepping = p.pattern in ("arpeggio", "alberti")  # the patterns that step through eighths
     left: list[Note] = []
     for start, stop, beats in segments(grid, p.every, end):
         sounding = [n for n in piece.notes if n.start < stop and n.end > start]
@@ -189,6 +190,7 @@ def accompany(piece: Piece, p: AccompanyParams, context: StepContext) -> Piece:
         if p.chords_from == "audio" or (p.chords_from == "auto" and (found is None or sparse or fit < p.min_fit)):
             found = audio_chord(context.analysis, start) or (found if fit >= p.min_fit else None)
         if found is not None:
-            left += pattern_notes(found, start, stop, beats, p, eighths_in(grid, start, stop, per_beat))
+            eighths = eighths_in(grid, start, stop, per_beat) if stepping else []
+            left += pattern_notes(found, start, stop, beats, p, eighths)
     right = [n for n in piece.notes if n.pitch >= p.split or n.hand == RIGHT]
     return replace(piece, notes=resolve_same_pitch(sort_notes(right + left)), grid=piece.grid or grid)
