@@ -9,11 +9,13 @@ float32 matrix:
   * dotProduct = std::inner_product(..., 0.0): float32 products summed in a float64, in order,
     returned as float32 (which is why the distances are not a BLAS product);
   * pairwise distance = sqrt(float32(float32(mm - 2*mn) + nn));
-  * percentile with essentia's float32 interpolation (an integral k gives a threshold of 0: their
-    quirk, kept), found by an exact radix select instead of a sort;
+  * percentile with essentia's float32 interpolation, found by an exact radix select instead of a
+    sort; one deliberate difference: where k = (n - 1) * 0.095 is integral (n - 1 a multiple of 200)
+    essentia's weights ceil(k) - k and k - floor(k) are both 0, so every threshold of that line is 0
+    and the whole plot is empty (Qmax infinite for any cover); here sorted[k] gets the weight 1;
   * serra09 in float32 (multiples of 0.5, exact), keeping three rows instead of the whole matrix.
 
-One case is left to essentia: a distance that rounding made NaN (nearly identical stacked frames,
+Apart from that integral k, one case is left to essentia: a distance that rounding made NaN (nearly identical stacked frames,
 e.g. a song against itself). Where a NaN falls in essentia's std::sort is an accident of its
 implementation, so `cross_recurrence` returns None and qmax.py asks essentia instead.
 """
@@ -135,12 +137,16 @@ def _pairwise(a, bt, out):
 
 def _percentile_k(n: int, percentile: float) -> tuple[int, int, np.float32, np.float32]:
     """essentia percentile(): q = float(float(p*100) / 100.), k = float((n-1)*q), float32 weights
-    (an integral k gives weights 0 and 0, so threshold 0: essentia's quirk, kept)."""
+    ceil(k) - k and k - floor(k), except that an integral k weighs sorted[k] by 1: essentia's weights
+    are 0 and 0 there, a threshold of 0 that empties the plot (a 168 s song pooled to 1810 frames, 1801
+    stacks, aligned with nothing)."""
     q = F32(F32(percentile) * F32(100))
     q = F32(np.float64(q) / 100.0)
     k = F32(n - 1) * q if n > 1 else F32(n) * q
     lo, hi = math.floor(k), math.ceil(k)
     w_lo, w_hi = F32(F32(hi) - k), F32(k - F32(lo))
+    if lo == hi:  # the percentile is sorted[k] itself, not essentia's 0 * sorted[k]
+        w_lo = F32(1)
     if n == 1:  # essentia reads sorted[1], past the end (undefined); it behaves as 0 there in practice
         return 0, 0, w_lo, F32(0)
     return lo, hi, w_lo, w_hi
@@ -273,7 +279,8 @@ def distances(original: np.ndarray, cover: np.ndarray, frame_stack_size: int = 9
 def cross_recurrence(original: np.ndarray, cover: np.ndarray, binarize_percentile: float = 0.095,
                      frame_stack_size: int = 9, frame_stack_stride: int = 1, oti: bool = True) -> np.ndarray | None:
     """Same array as es.ChromaCrossSimilarity(frameStackSize, frameStackStride, binarizePercentile,
-    oti)(original, cover): float32 0/1, shape (len(original)-9, len(cover)-9) with the defaults;
+    oti)(original, cover) (but where a stack count n has an integral (n - 1) * percentile, see
+    _percentile_k): float32 0/1, shape (len(original)-9, len(cover)-9) with the defaults;
     None when a distance is NaN (essentia must decide those)."""
     d = distances(original, cover, frame_stack_size, frame_stack_stride, oti)
     row = _row_thresholds(d, *_percentile_k(d.shape[1], binarize_percentile))  # one per query stack

@@ -4,7 +4,8 @@ One code path, its parameters in one frozen record (`PROTOCOL`): notes under 0.0
 before rendering (cover/render.py does that), HPCP chroma as ChromaCoverId computes it (the code the
 AMT-APC evaluation uses), a binary cross-recurrence plot (essentia's ChromaCrossSimilarity, OTI
 transposition) and Serra 2009 local alignment (essentia's CoverSongSimilarity), the last two
-computed by cross_recurrence.py, which equals essentia bit for bit at a tenth of the time.
+computed by cross_recurrence.py, which equals essentia bit for bit at a tenth of the time (but for
+a stack count n with n - 1 a multiple of 200, where essentia's percentile is 0 and its plot empty).
 
 Qmax = sqrt(N) / S, where S is the best alignment score and N the cover's frame count in the
 cross-recurrence plot: the original is essentia's "query" and the cover its "reference", which

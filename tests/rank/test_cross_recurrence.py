@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import essentia.standard as es
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from covermill.models.notes import Note
 from covermill.tasks.core.audio import decode_to_wav, read_mono
 from covermill.tasks.core.midi import read_midi
 from covermill.tasks.cover.render import RenderSettings, render_notes
-from covermill.tasks.rank.cross_recurrence import best_alignment, cross_recurrence
+from covermill.tasks.rank.cross_recurrence import _percentile_k, _row_thresholds, best_alignment, cross_recurrence
 from covermill.tasks.rank.qmax import PROTOCOL, _essentia_alignment, hpcp, pool_frames, qmax
 
 
@@ -60,3 +62,23 @@ def test_a_nan_distance_is_left_to_essentia(chroma):
     best, frames = _essentia_alignment(nearly, song, PROTOCOL)
     result = qmax(nearly, song)
     assert result.frames == frames and result.aligned_share == pytest.approx(best / frames)
+
+
+def test_an_integral_percentile_index_is_that_order_statistic_not_zero():
+    """201 distances: k = 200 * 0.095 = 19 exactly, where essentia's weights are 0 and 0 (threshold 0,
+    an empty plot, Qmax infinite: a 168 s song pooled to 1801 stacks lost every candidate)."""
+    assert _percentile_k(201, 0.095) == (19, 19, 1.0, 0.0)
+    line = np.random.default_rng(0).permutation(np.arange(1, 202, dtype=np.float32))[None, :]  # 1..201
+    assert _row_thresholds(line, *_percentile_k(201, 0.095))[0] == 20.0  # sorted[19]
+    lo, hi, w_lo, w_hi = _percentile_k(202, 0.095)  # k = 19.095: interpolated as before
+    assert (lo, hi) == (19, 20) and w_lo + w_hi == pytest.approx(1.0)
+
+
+def test_a_cover_of_201_stacks_still_aligns():
+    rng = np.random.default_rng(1)
+    original = rng.random((210, 12)).astype(np.float32)  # 210 - 9 = 201 stacks either way
+    cover = np.clip(original + rng.normal(0, 0.05, original.shape), 0, 1).astype(np.float32)
+    plot = cross_recurrence(original, cover)
+    assert plot.shape == (201, 201) and plot.sum() > 0
+    result = qmax(cover, original)
+    assert math.isfinite(result.qmax) and result.aligned_share > 0.5
