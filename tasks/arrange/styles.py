@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 from covermill.models.notes import Note
 
 # each module registers its step(s) in the registry when imported
-from covermill.tasks.arrange import accompany, hands, melody, pedal, quantise  # noqa: F401
+from covermill.tasks.arrange import accompany, hands, melody, pedal, quantise, tie  # noqa: F401
 from covermill.tasks.arrange.registry import STEPS, Step, StepContext
 from covermill.tasks.arrange.steps import tidy
 from covermill.tasks.core.music import Piece
