@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Example:")[-1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("song", type=Path, help="an audio file (the bench uses its first --seconds)")
-    parser.add_argument("--seconds", type=float, default=240.0)
+    parser.add_argument("--seconds", type=float, default=240.0, help="how much of the song to arrange (default 240: a 4-minute song)")
     parser.add_argument("--config", type=Path, help="covermill settings (default ./config.yaml if present)")
     args = parser.parse_args()
     if not args.song.is_file():

@@ -79,7 +79,8 @@ def arrange(notes: list[Note], steps: list[StepSpec], seed: int | None = None, a
 # eight keys at once) and the first two gave the closest covers; the others are different takes
 # (simpler, pedalled, humanised) the ranking may prefer on another song.
 _PIANIST: list[StepSpec] = [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "quantise"}, {"step": "melody"}]
-_HANDS: list[StepSpec] = [{"step": "hands"}]
+# Paced to at most 32 notes struck a second, then a hand for every note.
+_HANDS: list[StepSpec] = [{"step": "pace"}, {"step": "hands"}]
 
 DEFAULT_STYLES: dict[str, list[StepSpec]] = {
     # Faint inner voices brought up to be heard, then six keys at most: the closest on the bench.
@@ -95,7 +96,7 @@ DEFAULT_STYLES: dict[str, list[StepSpec]] = {
     # rather than dropped). On the tuning songs: median aligned share 0.62 (balanced 0.65), RGC 0.027
     # (0.037), every chord playable (96-99 %).
     "two-hands": [{"step": "fold"}, {"step": "dynamics", "strength": 0.7}, {"step": "thin", "max_voices": 6, "min_duration": 0.06},
-                  {"step": "quantise"}, {"step": "hands"}],
+                  {"step": "quantise"}, *_HANDS],
     # Styles a pianist would recognise: on the song's beat grid, the tune on top, the left hand
     # rebuilt from the harmony, two hands. The harmony is read every beat: on the tuning songs that
     # kept more of the song than every half-bar (median aligned share 0.60 against 0.55 for broken

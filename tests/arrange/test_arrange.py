@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from covermill.models.notes import Note, onset_groups, polyphony
+from covermill.models.notes import Note, onset_groups, polyphony, sort_notes
 from covermill.tasks.arrange import styles as arr
 from covermill.tasks.arrange.beats import beat_times
 from covermill.tasks.arrange.quantise import QuantiseParams
@@ -15,6 +15,7 @@ from covermill.tasks.arrange.steps import (
     FoldParams,
     HumaniseParams,
     MelodyBassParams,
+    PaceParams,
     SustainParams,
     ThinParams,
 )
@@ -86,6 +87,23 @@ def test_thin_drops_weak_and_short_notes(band):
     originals = {(n.start, n.pitch): n for n in band}
     assert thinned and len(thinned) < len(band)
     assert all(originals[(n.start, n.pitch)].velocity >= 70 and originals[(n.start, n.pitch)].duration >= 0.2 for n in thinned)
+
+
+def test_pace_caps_the_notes_struck_per_window_keeping_each_chords_outer_notes():
+    # a 7-note chord every sixteenth at 120 BPM: 56 notes a second, loud in the middle
+    chords = [[Note(i * 0.125, i * 0.125 + 0.125, 48 + 4 * k, 40 + 10 * min(k, 6 - k)) for k in range(7)] for i in range(16)]
+    notes = [n for chord in chords for n in chord]
+    paced = STEPS["pace"].run(notes, PaceParams(max_rate=24, window=0.5))
+    for w in range(4):
+        assert sum(1 for n in paced if w * 0.5 <= n.start < (w + 1) * 0.5) == 12
+    kept = set(paced)
+    assert all(chord[0] in kept and chord[-1] in kept for chord in chords)  # the bass and the top line
+    inner = [n for n in paced if n.pitch not in (48, 72)]
+    assert {n.pitch for n in inner} == {60}  # the loudest inner voice fills the rest (4 of 4 a window)
+
+
+def test_pace_leaves_a_playable_rate_alone(band):
+    assert STEPS["pace"].run(band, PaceParams(max_rate=200)) == sort_notes(band)
 
 
 def test_melody_bass_keeps_the_top_line_over_a_simple_left_hand(band):
@@ -184,7 +202,7 @@ def test_only_random_styles_take_seeds():
 
 
 def test_settings_name_the_known_steps():
-    with pytest.raises(ValidationError, match="unknown arrangement step 'fodl'; known steps: accompany, dynamics, fold, hands, humanise, melody, melody_bass, pedal"):
+    with pytest.raises(ValidationError, match="unknown arrangement step 'fodl'; known steps: accompany, dynamics, fold, hands, humanise, melody, melody_bass, pace, pedal"):
         ArrangeSettings(styles={"mine": [{"step": "fodl"}]})
     with pytest.raises(ValidationError, match="max_voices"):
         ArrangeSettings(styles={"mine": [{"step": "thin", "max_voices": 1}]})
