@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
+import os
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -82,6 +83,9 @@ class BasicPitchGenerator:
     name = NAME
 
     def __init__(self, options: BasicPitchOptions):
+        # onnxruntime otherwise writes a device id and a usage database under ~/.cache/Microsoft and
+        # a .ses file in $TMPDIR on every load, offline settings or not
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime
 
         with _quiet_import():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -76,6 +77,16 @@ def test_a_sparse_song_is_decoded_again_at_lower_thresholds(song_a_wav, song_a_n
     assert song_a_notes == expected
     with pytest.raises(ValidationError):
         basic_pitch.Options(sparse_thresholds=[[0.2, 1.5]])
+
+
+def test_basic_pitch_leaves_no_telemetry_behind(song_a_wav, tmp_path):
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir(), tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"HOME": str(home), "TMPDIR": str(tmp)}
+    code = f"from covermill.models.generator import load_generator; print(len(load_generator('basic-pitch').transcribe({str(song_a_wav)!r})))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and int(done.stdout.split()[-1]) > 0, done.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["home", "tmp"]
 
 
 def test_basic_pitch_model_loads_once(song_a_notes):
