@@ -90,6 +90,28 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> CovermillC
         raise CovermillError(explain(exc, source)) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, line: int):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error: PyYAML keeps the last one
+    silently, so a setting written twice would quietly override the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may repeat
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: Path | None = None) -> CovermillConfig:
     """Read `path` (or ./config.yaml when present; built-in defaults otherwise)."""
     if path is None:
@@ -100,7 +122,9 @@ def load_config(path: Path | None = None) -> CovermillConfig:
     if not path.is_file():
         raise CovermillError(f"{path}: config file not found; give an existing file with --config.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except _DuplicateKey as exc:
+        raise CovermillError(f"{path} line {exc.line}: {exc.key!r} is set twice in the same section; keep one of them.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -63,6 +63,8 @@ def test_a_partial_config_overrides_only_what_it_names(tmp_path):
          r"setting 'thumbnail.stable_diffusion.width' is invalid: must be a multiple of 8 from 64 up, got 100"),
         ("arrange:\n  styles:\n    odd: [{step: shuffle}]\n", r"arrange.styles.*shuffle"),
         ("render: [\n", r"line \d+: not valid YAML"),
+        ("render:\n  gain: 0.2\n  program: 0\n  gain: 0.9\n", r"line 4: 'gain' is set twice in the same section; keep one of them"),
+        ("render: {}\nrank: {}\nrender: {gain: 0.9}\n", r"line 3: 'render' is set twice"),
         ("- just\n- a list\n", r"expected a mapping of sections"),
     ],
 )
@@ -73,6 +75,13 @@ def test_mistakes_are_one_sentence(tmp_path, text, expected):
         load_config(path)
     message = str(caught.value)
     assert str(path) in message and "\n" not in message
+
+
+def test_anchors_and_merge_keys_still_load(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("render: &r {gain: 0.3}\nvideo:\n  <<: {fps: 4.0}\n  <<: {crf: 22}\n")
+    config = load_config(path)
+    assert (config.render.gain, config.video.fps, config.video.crf) == (0.3, 4.0, 22)
 
 
 def test_generator_options_survive_the_command_lines_round_trip(tmp_path):
