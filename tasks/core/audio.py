@@ -30,6 +30,12 @@ class AudioInfo:
         return ""
 
 
+def ffmpeg_input(path: Path) -> str:
+    """A local file as FFmpeg must be given it: absolute, so that a name like `-x.ogg` is not read as
+    an option nor `concat:a.ogg` as a protocol."""
+    return str(Path(path).resolve())
+
+
 def probe(path: Path) -> AudioInfo:
     """Duration, codec and tags of an audio file; one clear sentence when it is not audio."""
     path = Path(path)
@@ -38,7 +44,7 @@ def probe(path: Path) -> AudioInfo:
     if not path.is_file():
         raise CovermillError(f"{path}: not a file; give an audio file or a folder of them.")
     try:
-        info = ffmpeg.probe(str(path))
+        info = ffmpeg.probe(ffmpeg_input(path))
     except ffmpeg.Error:
         raise CovermillError(f"{path}: FFmpeg cannot read this file as audio; give an audio file (mp3, ogg, wav, flac, m4a, ...).") from None
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
@@ -54,7 +60,7 @@ def decode_to_wav(source: Path, target: Path, sample_rate: int = SAMPLE_RATE) ->
     """Decode any audio FFmpeg reads into a mono 16-bit WAV at `sample_rate`, atomically."""
     with atomic_output(target) as tmp:
         result = subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-vn", "-ac", "1",
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", ffmpeg_input(source), "-vn", "-ac", "1",
              "-ar", str(sample_rate), "-c:a", "pcm_s16le", str(tmp)],
             capture_output=True, text=True,
         )

@@ -18,7 +18,7 @@ import ffmpeg
 from pydantic import Field
 
 from covermill.tasks.core.atomic import atomic_output
-from covermill.tasks.core.audio import probe
+from covermill.tasks.core.audio import ffmpeg_input, probe
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
@@ -65,7 +65,7 @@ def _picture_segment(image: Path, audio: Path, target: Path, settings: VideoSett
     w, h = settings.width, settings.height
     frames = max(1, round(settings.fps * settings.keyframe_seconds))
     picture = (
-        ffmpeg.input(str(image), framerate=settings.fps)
+        ffmpeg.input(ffmpeg_input(image), framerate=settings.fps)
         .filter("scale", w, h, force_original_aspect_ratio="decrease")
         .filter("pad", w, h, "(ow-iw)/2", "(oh-ih)/2", color="black")
         .filter("setsar", 1)
@@ -94,8 +94,8 @@ def make_video(image: Path, audio: Path, target: Path, settings: VideoSettings |
     audio_options = {"ac": settings.audio_channels} if settings.audio_channels else {}
     with tempfile.TemporaryDirectory(prefix="covermill-video-") as scratch, atomic_output(Path(target).absolute()) as tmp:
         segment = _picture_segment(image, audio, Path(scratch) / "picture.mp4", settings)
-        repeated = ffmpeg.input(str(segment), stream_loop=-1).video
-        sound = ffmpeg.input(str(audio)).audio
+        repeated = ffmpeg.input(ffmpeg_input(segment), stream_loop=-1).video
+        sound = ffmpeg.input(ffmpeg_input(audio)).audio
         # -t ends the endlessly repeated picture with the audio; -shortest guards a probe that overshot.
         _run(ffmpeg.output(
             repeated, sound, str(tmp), t=f"{duration:.3f}", vcodec="copy",
