@@ -15,6 +15,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload
 
 from covermill.tasks.core.errors import DailyLimitReached
+from covermill.tasks.publish.request import carries_marker
 
 # 403 reasons that mean "not again today": the project's quota, or the channel's own upload cap.
 DAILY_LIMIT_REASONS = {"quotaExceeded", "dailyLimitExceeded", "uploadLimitExceeded"}
@@ -77,7 +78,7 @@ class Channel:
         return self._execute("playlistItems.insert", self.youtube.playlistItems().insert(part="snippet", body=body))["id"]
 
     def find_upload(self, marker: str, limit: int = UPLOADS_SEARCHED) -> str | None:
-        """The id of the newest upload whose description carries `marker`, if any.
+        """The id of the newest upload whose description ends with the line `marker`, if any.
 
         The channel's uploads playlist costs 1 unit a page and lists a video as soon as it is
         accepted; search.list costs 100 and lags behind, so it is not used.
@@ -92,7 +93,7 @@ class Channel:
             answer = self._execute("playlistItems.list", request)
             for item in answer.get("items", []):
                 snippet = item.get("snippet", {})
-                if marker in snippet.get("description", "").split():
+                if carries_marker(snippet.get("description", ""), marker):
                     return snippet["resourceId"]["videoId"]
             looked += len(answer.get("items", [])) or limit
             request = self.youtube.playlistItems().list_next(request, answer)

@@ -23,6 +23,14 @@ def song_marker(song_id: str) -> str:
     return f"{MARKER_PREFIX}{song_id}"
 
 
+def carries_marker(description: str, marker: str) -> bool:
+    """Whether `description` is one covermill wrote with `marker`: the marker is its last line, which
+    video_body writes after everything a template or a tag can bring in (a song's artist tag
+    `covermill:<another id>` inside the text must not make that other song count as published)."""
+    lines = description.strip().splitlines()
+    return bool(lines) and lines[-1].strip() == marker
+
+
 def _tag_cost(tag: str) -> int:
     return len(tag) + (2 if " " in tag else 0)
 

@@ -19,6 +19,7 @@ from google.oauth2.credentials import Credentials
 from covermill.tasks.core.errors import DailyLimitReached, UploadGaveUp
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger
+from covermill.tasks.publish.channel import Channel
 from covermill.tasks.publish.client import youtube_client
 from covermill.tasks.publish.request import song_marker
 from covermill.tasks.publish.upload import Publisher, UploadSettings
@@ -252,3 +253,18 @@ def test_an_expired_session_without_a_video_starts_a_new_upload(fake, song):
     publisher(fake, out).publish(song_id)
     assert_published_once(fake, out, song_id)
     assert len(fake.uploads()) == 2
+
+
+def test_only_a_description_ending_with_the_marker_counts_as_that_songs_upload(fake):
+    def seed(description: str) -> str:
+        video_id = f"vid{len(fake.videos)}"
+        fake.videos[video_id] = {"metadata": {"snippet": {"title": "t", "description": description}}, "data": b"", "resource": {}}
+        return video_id
+
+    channel = Channel(youtube_client(credentials(fake), fake.url), count=lambda method: None)
+    marker = song_marker("abc123")
+    # another song whose artist tag (or title) reads covermill:abc123: its own marker is its last line
+    seed(f"Piano cover of Song by {marker}\n{marker}x\n\n{song_marker('zzz999')}")
+    assert channel.find_upload(marker) is None
+    own = seed(f"Piano cover of Song by Artist\n\n{marker}\n")
+    assert channel.find_upload(marker) == own
