@@ -17,7 +17,7 @@ from covermill.flows.config import CovermillConfig
 from covermill.flows.outcome import failure_sentence
 from covermill.flows.review import refresh_gallery
 from covermill.tasks.core.atomic import write_json
-from covermill.tasks.core.errors import DailyLimitReached
+from covermill.tasks.core.errors import DailyLimitReached, SongBeingPublished
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import PublishResult
@@ -82,6 +82,9 @@ def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run
                 stopped = limit.reason
                 logger.warning("YouTube answered %s: no more uploads today; the rest wait for tomorrow", limit.reason)
                 break
+            except SongBeingPublished as busy:  # another publisher has it; its outcome is its own to record
+                logger.info("%s", busy)
+                continue
             except Exception as error:  # noqa: BLE001 - one song's failure never stops the others
                 reason = failure_sentence(error, f"song {slot.song.song_id}")
                 failed[slot.song.song_id] = reason

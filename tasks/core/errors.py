@@ -28,6 +28,15 @@ class DailyLimitReached(CovermillError):
         self.reason = reason
 
 
+class SongBeingPublished(CovermillError):
+    """Another publisher (a nightly, `publish`, a worker) holds the song: not a failure of the song;
+    that publisher finishes it, and this one leaves it alone."""
+
+    def __init__(self, song_id: str, holder: str):
+        super().__init__(f"song {song_id} is being published by another covermill process ({holder}); it was left to that one.")
+        self.song_id, self.holder = song_id, holder
+
+
 class SessionGone(Exception):
     """The upload server no longer knows a resumable session (expired after about a week, or never
     completed): the upload starts a new one. Internal, never shown to a user."""

@@ -8,7 +8,10 @@ stage) a song is never published twice. Records are stored as JSON so the schema
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +51,12 @@ CREATE TABLE IF NOT EXISTS playlist_entries (
 CREATE TABLE IF NOT EXISTS playlists (
     title TEXT PRIMARY KEY, id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    song_id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, expires REAL NOT NULL
+);
 """
+
+CLAIM_LEASE_S = 6 * 3600.0  # a claim outlives no publisher by more than this, even on another machine
 
 
 
@@ -88,6 +96,33 @@ class Ledger:
                 yield db
         finally:
             db.close()
+
+    # ---------------------------------------------------------------- who is publishing a song
+
+    @staticmethod
+    def claimant() -> str:
+        """This publisher: host, process and thread (two threads of one worker are two publishers)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+    def claim(self, song_id: str, lease_s: float = CLAIM_LEASE_S) -> str | None:
+        """Take the song for publishing, in one transaction: None when taken (or already this
+        publisher's), else who holds it ("host pid N"). A claim whose process on this host is gone,
+        or whose lease ran out, is taken over: a killed publisher holds nothing."""
+        me, host, now = self.claimant(), socket.gethostname(), time.time()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # no other publisher reads between our read and our write
+            row = db.execute("SELECT owner, host, pid, expires FROM claims WHERE song_id = ?", (song_id,)).fetchone()
+            if row is not None and row[0] != me and row[3] > now and not (row[1] == host and not _alive(row[2])):
+                return f"{row[1]} pid {row[2]}"
+            db.execute("INSERT INTO claims (song_id, owner, host, pid, expires) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT(song_id) DO UPDATE SET owner=excluded.owner, host=excluded.host, pid=excluded.pid, "
+                       "expires=excluded.expires", (song_id, me, host, os.getpid(), now + lease_s))
+        return None
+
+    def release(self, song_id: str) -> None:
+        """Give the song back (only this publisher's own claim)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM claims WHERE song_id = ? AND owner = ?", (song_id, self.claimant()))
 
     def record_song(self, song: Song) -> None:
         now = time.time()
@@ -273,3 +308,18 @@ class Ledger:
                 "state=excluded.state, detail=excluded.detail, attempts=attempts + excluded.attempts, updated=excluded.updated",
                 (source, song_id, state, detail, failed, time.time()),
             )
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True

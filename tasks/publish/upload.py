@@ -21,7 +21,7 @@ from googleapiclient.errors import HttpError
 from pydantic import Field, field_validator
 
 from covermill.tasks.core.atomic import read_json
-from covermill.tasks.core.errors import CovermillError, SessionGone
+from covermill.tasks.core.errors import CovermillError, SessionGone, SongBeingPublished
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Publication, Song, Upload
@@ -100,7 +100,12 @@ class Publisher:
         self.ledger.count_call(pacific_day(self.now()).isoformat(), method)
 
     def publish(self, song_id: str, publish_at: datetime | None = None) -> Upload:
-        """Video, thumbnail, playlist entry: each step once, whatever a previous run got through."""
+        """Video, thumbnail, playlist entry: each step once, whatever a previous run got through.
+        The song is claimed in the ledger first: two publishers at once (a nightly and `publish`,
+        two workers) would otherwise both find it unpublished and both upload it."""
+        holder = self.ledger.claim(song_id)
+        if holder is not None:
+            raise SongBeingPublished(song_id, holder)
         try:
             upload = self._video(song_id, publish_at)
             upload = self._thumbnail(song_id, upload)
@@ -112,7 +117,10 @@ class Publisher:
             if limit is not None:
                 raise limit from error
             raise CovermillError(f"YouTube refused to publish song {song_id}: {error.status_code} {error.reason}.") from error
-        self.ledger.mark(song_id, "upload", State.DONE, upload.video_id or "")
+        else:
+            self.ledger.mark(song_id, "upload", State.DONE, upload.video_id or "")
+        finally:
+            self.ledger.release(song_id)
         return upload
 
     def _record(self, song_id: str, upload: Upload, **changes: Any) -> Upload:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 from covermill.tasks.core.ledger import Ledger, State
@@ -59,3 +61,53 @@ def test_marking_again_replaces_state_and_detail(tmp_path):
     assert ledger.stage_state("s", "rank") == (State.DONE, "")
     ledger.record_candidates("s", [])
     assert ledger.candidates("s") == []
+
+
+HOLD_A_CLAIM = """
+import sys
+from covermill.tasks.core.ledger import Ledger
+print(Ledger(sys.argv[1]).claim("song1", float(sys.argv[2])), flush=True)
+sys.stdin.read()  # hold it until told to go
+"""
+
+
+def other_publisher(path: Path, lease_s: float = 3600.0) -> subprocess.Popen:
+    """Another process that claims song1 and keeps running (until its stdin closes)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_CLAIM, str(path), str(lease_s)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "None"  # it got the song
+    return holder
+
+
+def test_a_song_claimed_by_a_live_publisher_is_not_taken(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    holder = other_publisher(path)
+    try:
+        busy = Ledger(path).claim("song1")
+        assert busy is not None and f"pid {holder.pid}" in busy
+        assert Ledger(path).claim("song2") is None  # other songs are free
+        Ledger(path).release("song1")  # not ours: stays held
+        assert Ledger(path).claim("song1") is not None
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert Ledger(path).claim("song1") is None  # its process is gone: a dead publisher holds nothing
+
+
+def test_a_claim_whose_lease_ran_out_is_taken_over(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    holder = other_publisher(path, lease_s=0.0)
+    try:
+        assert Ledger(path).claim("song1") is None
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_the_claimant_claims_again_and_releases(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    assert ledger.claim("song1") is None and ledger.claim("song1") is None
+    ledger.release("song1")
+    holder = other_publisher(tmp_path / "ledger.sqlite")  # free again: another process gets it
+    holder.kill()
+    holder.wait(timeout=30)

@@ -10,13 +10,14 @@ import math
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from google.oauth2.credentials import Credentials
 
-from covermill.tasks.core.errors import DailyLimitReached, UploadGaveUp
+from covermill.tasks.core.errors import DailyLimitReached, SongBeingPublished, UploadGaveUp
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger
 from covermill.tasks.publish.channel import Channel
@@ -268,3 +269,27 @@ def test_only_a_description_ending_with_the_marker_counts_as_that_songs_upload(f
     assert channel.find_upload(marker) is None
     own = seed(f"Piano cover of Song by Artist\n\n{marker}\n")
     assert channel.find_upload(marker) == own
+
+
+def test_two_publishers_at_once_publish_a_song_once(fake, song):
+    out, song_id = song
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def publish() -> None:
+        one = publisher(fake, out)  # its own ledger connection, as another process would have
+        start.wait()
+        try:
+            outcomes.append(one.publish(song_id).video_id)
+        except SongBeingPublished as busy:
+            outcomes.append(str(busy))
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    video_id = assert_published_once(fake, out, song_id)
+    assert len(fake.uploads()) == 1 and len(fake.playlist_items) == 1
+    assert sorted(outcomes, key=lambda o: o != video_id)[0] == video_id
+    assert all(o == video_id or "is being published by another covermill process" in o for o in outcomes)
