@@ -37,8 +37,15 @@ class ChunkedFileUpload(MediaFileUpload):
     One chunk in memory (a few MiB) is the price of a repeat that carries the same bytes.
     """
 
+    before_read: Callable[[], None] | None = None  # called as a chunk is read: the session is open by then
+
     def has_stream(self) -> bool:
         return False
+
+    def getbytes(self, begin: int, length: int) -> bytes:
+        if self.before_read is not None:
+            self.before_read()
+        return super().getbytes(begin, length)
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: Callable[[], float] = random.random) -> float:
@@ -83,6 +90,17 @@ def send(request: Any, *, size: int, session_uri: str | None = None, on_session:
             return finished
         request.resumable_uri, request.resumable_progress = session_uri, held
     known = session_uri
+
+    def opened() -> None:
+        """Tell a new session's address as soon as it exists, before its first byte is sent: a
+        process killed during the first chunk (most covers are one chunk) can then resume it."""
+        nonlocal known
+        if request.resumable_uri and request.resumable_uri != known:
+            known = request.resumable_uri
+            on_session(known)
+
+    if isinstance(getattr(request, "resumable", None), ChunkedFileUpload):
+        request.resumable.before_read = opened
     failures = 0
     while True:
         try:
@@ -90,17 +108,13 @@ def send(request: Any, *, size: int, session_uri: str | None = None, on_session:
         except Exception as error:  # noqa: BLE001 - sorted into retryable or not right below
             if not is_retryable(error):
                 raise
-            if request.resumable_uri and request.resumable_uri != known:
-                known = request.resumable_uri
-                on_session(known)
+            opened()
             failures += 1
             if failures > retries:
                 raise UploadGaveUp(f"gave up after {retries} retries in a row: {error}") from error
             sleep(backoff_delay(failures, backoff_s, backoff_max_s))
             continue
-        if request.resumable_uri and request.resumable_uri != known:
-            known = request.resumable_uri
-            on_session(known)
+        opened()
         if response is not None:
             return response
         failures = 0
