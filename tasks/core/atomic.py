@@ -26,9 +26,22 @@ def atomic_output(target: Path) -> Iterator[Path]:
     tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:8]}{target.suffix}")
     try:
         yield tmp
+        # on disk before it takes the target's name, and the name on disk after: a stage is skipped
+        # when its output exists, so a power cut must not leave an empty file under that name
+        _fsync(tmp)
         os.replace(tmp, target)
+        _fsync(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text(target: Path, text: str) -> Path:
