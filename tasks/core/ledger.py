@@ -79,10 +79,39 @@ IDENTITY_STAGE = "identity"  # is the pick nearer its own original than others? 
 THUMBNAIL_ART_STAGE = "thumbnail:art"  # detail: where the picture came from, or why it is the fallback
 
 
+# WAL keeps its index in shared memory, which only processes of one host share: on a folder several
+# machines mount, SQLite's rollback journal (and the filesystem's locks, NFSv4 or similar) is the
+# mode that works (sqlite.org/wal.html, "WAL does not work over a network filesystem").
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs",
+                                 "lustre", "gpfs", "beegfs", "fuse.sshfs", "fuse.glusterfs", "fuse.cephfs"})
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str:
+    """The type of the filesystem `path` lies on ("ext4", "nfs4", ...), from /proc/mounts (or the
+    `mounts` text given); "" when unknown."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+    where = os.path.realpath(path)
+    best, kind = "", ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
 class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = "DELETE" if filesystem_type(self.path.parent) in NETWORK_FILESYSTEMS else "WAL"
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -91,7 +120,7 @@ class Ledger:
         # One short connection per call: safe across Prefect's worker threads and processes.
         db = sqlite3.connect(self.path, timeout=30)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA journal_mode={self.journal}")
             with db:
                 yield db
         finally:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from covermill.tasks.core.ledger import Ledger, State
+from covermill.tasks.core import ledger as ledger_module
+from covermill.tasks.core.ledger import Ledger, State, filesystem_type
 from covermill.tasks.core.records import Candidate, Ranking, Score, Song
 
 
@@ -111,3 +113,27 @@ def test_the_claimant_claims_again_and_releases(tmp_path):
     holder = other_publisher(tmp_path / "ledger.sqlite")  # free again: another process gets it
     holder.kill()
     holder.wait(timeout=30)
+
+
+MOUNTS = """/dev/vda / ext4 rw,relatime 0 0
+server:/export /shared nfs4 rw,vers=4.2 0 0
+/dev/vdb /shared/local\\040disk ext4 rw 0 0
+tmpfs /tmp tmpfs rw 0 0
+"""
+
+
+def test_the_filesystem_of_a_path_is_its_longest_mount():
+    assert filesystem_type(Path("/shared/covers/ledger.sqlite"), MOUNTS) == "nfs4"
+    assert filesystem_type(Path("/shared/local disk/covers"), MOUNTS) == "ext4"
+    assert filesystem_type(Path("/sharedness"), MOUNTS) == "ext4"  # a prefix of the name is not a mount
+    assert filesystem_type(Path("/tmp"), MOUNTS) == "tmpfs"
+
+
+def test_a_ledger_on_a_network_filesystem_uses_the_rollback_journal(tmp_path, monkeypatch):
+    assert Ledger(tmp_path / "local" / "ledger.sqlite").journal == "WAL"
+    monkeypatch.setattr(ledger_module, "filesystem_type", lambda path: "nfs4")
+    shared = Ledger(tmp_path / "shared" / "ledger.sqlite")
+    shared.mark("song1", "download", State.DONE)
+    with sqlite3.connect(shared.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert shared.is_done("song1", "download")
