@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ffmpeg
 import numpy as np
 import soundfile
 
@@ -14,6 +14,10 @@ from covermill.tasks.core.atomic import atomic_output
 from covermill.tasks.core.errors import CovermillError
 
 SAMPLE_RATE = 44100  # every stage after download works at 44.1 kHz (the AMT-APC protocol's rate)
+# A tool that does not answer is stopped: a file on a stalled network drive or a pipe with no writer
+# would otherwise hold the whole night. Probing takes well under a second; decoding a 3-hour file ~1 min.
+PROBE_TIMEOUT_S = 60.0
+DECODE_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,15 @@ def ffmpeg_input(path: Path) -> str:
     return str(Path(path).resolve())
 
 
+def run_tool(args: list[str], timeout_s: float, subject: object) -> subprocess.CompletedProcess:
+    """Run FFmpeg or ffprobe, captured; one sentence when it does not finish within `timeout_s`."""
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise CovermillError(f"{subject}: {args[0]} did not finish within {timeout_s:.0f} s; check that the file is "
+                             "complete and on a working disk.") from None
+
+
 def probe(path: Path) -> AudioInfo:
     """Duration, codec and tags of an audio file; one clear sentence when it is not audio."""
     path = Path(path)
@@ -43,10 +56,14 @@ def probe(path: Path) -> AudioInfo:
         raise CovermillError(f"{path}: no such file; check the path.")
     if not path.is_file():
         raise CovermillError(f"{path}: not a file; give an audio file or a folder of them.")
+    done = run_tool(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", ffmpeg_input(path)],
+                    PROBE_TIMEOUT_S, path)
     try:
-        info = ffmpeg.probe(ffmpeg_input(path))
-    except ffmpeg.Error:
-        raise CovermillError(f"{path}: FFmpeg cannot read this file as audio; give an audio file (mp3, ogg, wav, flac, m4a, ...).") from None
+        info = json.loads(done.stdout) if done.returncode == 0 else None
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise CovermillError(f"{path}: FFmpeg cannot read this file as audio; give an audio file (mp3, ogg, wav, flac, m4a, ...).")
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if not streams:
         raise CovermillError(f"{path}: the file has no audio stream; give an audio file.")
@@ -59,10 +76,10 @@ def probe(path: Path) -> AudioInfo:
 def decode_to_wav(source: Path, target: Path, sample_rate: int = SAMPLE_RATE) -> Path:
     """Decode any audio FFmpeg reads into a mono 16-bit WAV at `sample_rate`, atomically."""
     with atomic_output(target) as tmp:
-        result = subprocess.run(
+        result = run_tool(
             ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", ffmpeg_input(source), "-vn", "-ac", "1",
              "-ar", str(sample_rate), "-c:a", "pcm_s16le", str(tmp)],
-            capture_output=True, text=True,
+            DECODE_TIMEOUT_S, source,
         )
         if result.returncode != 0:
             detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"

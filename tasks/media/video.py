@@ -18,12 +18,16 @@ import ffmpeg
 from pydantic import Field
 
 from covermill.tasks.core.atomic import atomic_output
-from covermill.tasks.core.audio import ffmpeg_input, probe
+from covermill.tasks.core.audio import ffmpeg_input, probe, run_tool
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_task
+
+# FFmpeg is stopped past this: a still-picture video encodes at over 100x realtime, so half an hour
+# is a hung encoder, not a long song.
+VIDEO_TIMEOUT_S = 1800.0
 
 
 class VideoSettings(Settings):
@@ -53,10 +57,10 @@ def _reason(stderr: bytes | None) -> str:
 
 
 def _run(stream: ffmpeg.nodes.OutputStream, image: Path, audio: Path) -> None:
-    try:
-        stream.global_args("-nostdin", "-hide_banner", "-v", "error").run(overwrite_output=True, capture_stdout=True, capture_stderr=True)
-    except ffmpeg.Error as error:
-        raise CovermillError(f"FFmpeg could not make the video from {image.name} and {audio.name} ({_reason(error.stderr)}); check both files.") from None
+    args = stream.global_args("-nostdin", "-hide_banner", "-v", "error").compile(overwrite_output=True)
+    done = run_tool(args, VIDEO_TIMEOUT_S, f"the video of {audio.name}")
+    if done.returncode != 0:
+        raise CovermillError(f"FFmpeg could not make the video from {image.name} and {audio.name} ({_reason(done.stderr.encode())}); check both files.")
 
 
 def _picture_segment(image: Path, audio: Path, target: Path, settings: VideoSettings) -> Path:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from covermill.tasks.core import audio
 from covermill.tasks.core.audio import decode_to_wav, probe, read_mono
+from covermill.tasks.core.errors import CovermillError
 
 
 @pytest.mark.parametrize("name", ["-x.ogg", "concat:a.ogg"])
@@ -18,3 +22,21 @@ def test_a_name_ffmpeg_would_take_for_an_option_or_a_protocol_is_still_the_file(
     assert info.codec == "vorbis" and 9.0 < info.duration < 11.0
     samples = read_mono(decode_to_wav(Path(name), tmp_path / "out.wav"))
     assert abs(len(samples) / 44100 - info.duration) < 0.1
+
+
+def test_a_decoder_that_never_gets_its_bytes_is_stopped_with_one_sentence(tmp_path, monkeypatch):
+    pipe = tmp_path / "stalled.ogg"
+    os.mkfifo(pipe)  # nothing ever writes: FFmpeg waits for its first byte forever
+    monkeypatch.setattr(audio, "DECODE_TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(CovermillError, match=r"stalled.ogg: ffmpeg did not finish within 1 s; check that the file is complete"):
+        decode_to_wav(pipe, tmp_path / "out.wav")
+    assert time.monotonic() - started < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stalled.ogg"]  # no half-written output left
+
+
+def test_what_is_not_audio_is_one_sentence(tmp_path):
+    text = tmp_path / "song.mp3"
+    text.write_text("not audio at all\n")
+    with pytest.raises(CovermillError, match=r"song.mp3: FFmpeg cannot read this file as audio"):
+        probe(text)
