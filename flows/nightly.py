@@ -30,11 +30,20 @@ from covermill.tasks.cover.playlist import Entry, read_playlist
 SONG_DEPLOYMENT_NAME = "covermill-song/cover-song"  # flows/deployments.py makes it; fan-out runs it
 
 
+DIED_DURING = "the run stopped while covering it (killed, out of memory, or the machine went down)"
+
+
 def settled(ledger: Ledger, entry: Entry, settings: NightlySettings) -> str | None:
-    """Why an entry is not processed tonight, or None when it should be."""
+    """Why an entry is not processed tonight, or None when it should be. An entry a nightly left
+    `running` was being covered when that run died: it counts as a failed attempt, so that a song
+    which kills the process every night is left alone after nightly.max_attempts (and does not
+    keep the songs after it from running)."""
     found = ledger.entry(entry.source)
     if found is None:
         return None
+    if found[0] == State.RUNNING:
+        ledger.record_entry(entry.source, State.FAILED, DIED_DURING)
+        found = ledger.entry(entry.source)
     state, detail, attempts = found
     if state in (State.DONE, State.REJECTED):
         return state.value
@@ -155,9 +164,12 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
                 deferred[entry.source] = f"over nightly.max_minutes ({settings.max_minutes:g})"
                 continue
             logger.info("[%d/%d] %s", number, len(todo), entry.title or entry.source)
+            ledger.record_entry(entry.source, State.RUNNING, "being covered")
             outcomes[entry.source] = cover_here(entry, out_dir, config)
+            ledger.record_entry(entry.source, *outcomes[entry.source])  # now: a kill later loses nothing
     for entry_source, (state, detail, song_id) in outcomes.items():
-        ledger.record_entry(entry_source, state, detail, song_id)
+        if settings.fan_out:
+            ledger.record_entry(entry_source, state, detail, song_id)
         outcome_lists[state][entry_source] = detail
         if state != State.DONE:
             logger.warning("%s: %s", entry_source, detail)

@@ -15,10 +15,12 @@ import yaml
 from typer.testing import CliRunner
 
 from covermill.flows.cli import app
+from covermill.flows.nightly import DIED_DURING, settled
+from covermill.flows.nightly_settings import NightlySettings
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder, ledger_path
-from covermill.tasks.core.ledger import Ledger
-from covermill.tasks.cover.playlist import read_playlist
+from covermill.tasks.core.ledger import Ledger, State
+from covermill.tasks.cover.playlist import Entry, read_playlist
 
 from helpers import http_server
 
@@ -122,3 +124,15 @@ def test_a_second_night_processes_nothing_new(night):
     assert third.exit_code == 0, third.output
     assert "0 done, 0 rejected, 0 failed, 3 already settled" in third.stdout
     assert stage_rows(out) == stages_after_second  # no stage of any song ran again
+
+
+def test_a_song_whose_run_died_counts_as_a_failed_attempt(tmp_path):
+    ledger = Ledger(ledger_path(tmp_path))
+    entry = Entry(source="https://example.com/crashes-the-worker.ogg")
+    limits = NightlySettings(max_attempts=2)
+    for _night in (1, 2):
+        assert settled(ledger, entry, limits) is None  # tried again tonight...
+        ledger.record_entry(entry.source, State.RUNNING, "being covered")  # ...and the process is killed
+    reason = settled(ledger, entry, limits)
+    assert reason is not None and reason.startswith("failed 2 times, left alone: the run stopped while covering it")
+    assert ledger.entry(entry.source)[:2] == (State.FAILED, DIED_DURING)
