@@ -4,8 +4,9 @@ It speaks what covermill's upload uses, as the real service does:
 - POST /upload/youtube/v3/videos?uploadType=resumable opens a session, its URI in `Location`;
   each PUT of a chunk (Content-Range: bytes a-b/total) answers 308 with the Range held so far and
   the last one 200 with the video; an empty PUT with `bytes */total` asks how far a session got.
-- POST /upload/youtube/v3/thumbnails/set, GET/POST youtube/v3/playlists, POST playlistItems,
-  GET channels (the uploads playlist) and GET playlistItems (the channel's uploads, newest first).
+- POST /upload/youtube/v3/thumbnails/set, GET/POST youtube/v3/playlists, POST and DELETE playlistItems,
+  GET channels (the uploads playlist) and GET playlistItems (the channel's uploads, newest first, or
+  a playlist's items, filtered by videoId).
 - POST /token: authorization-code and refresh-token grants; API calls need a token it issued
   (or one of `tokens`), so expiring them makes the client refresh.
 Faults are queued with `inject`: an HTTP error (5xx, 401, 403 with a reason), a connection cut
@@ -185,6 +186,7 @@ class FakeYouTube:
                     ("POST", "/youtube/v3/playlists"): self._insert_playlist,
                     ("POST", "/youtube/v3/playlistItems"): self._insert_playlist_item,
                     ("GET", "/youtube/v3/playlistItems"): self._list_playlist_items,
+                    ("DELETE", "/youtube/v3/playlistItems"): self._delete_playlist_item,
                     ("GET", "/youtube/v3/channels"): self._channels,
                 }.get((method, path))
                 if handler is None and method == "PUT" and path.startswith("/upload/session/"):
@@ -201,6 +203,9 @@ class FakeYouTube:
 
             def do_POST(self) -> None:
                 self._route("POST")
+
+            def do_DELETE(self) -> None:
+                self._route("DELETE")
 
             def do_PUT(self) -> None:
                 self._route("PUT")
@@ -323,15 +328,35 @@ class FakeYouTube:
                 fake.playlist_items.append(item)
                 self._answer(200, item)
 
+            def _delete_playlist_item(self) -> None:
+                self._body()
+                item_id = self._query().get("id")
+                with fake._lock:
+                    kept = [i for i in fake.playlist_items if i["id"] != item_id]
+                    found = len(kept) < len(fake.playlist_items)
+                    fake.playlist_items[:] = kept
+                if not found:
+                    self._error(404, "playlist item not found", "playlistItemNotFound")
+                    return
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def _channels(self) -> None:
                 self._body()
                 self._answer(200, {"items": [{"id": fake.channel_id, "contentDetails": {
                     "relatedPlaylists": {"uploads": "UU" + fake.channel_id[2:]}}}]})
 
             def _list_playlist_items(self) -> None:
-                """The uploads playlist: the completed videos, newest first, 50 to a page."""
+                """The uploads playlist: the completed videos, newest first, 50 to a page; or the items
+                of one of the channel's playlists (those of one video, with `videoId`)."""
                 self._body()
                 query = self._query()
+                if query.get("playlistId") in fake.playlists:
+                    items = [i for i in fake.playlist_items if i["snippet"]["playlistId"] == query["playlistId"]
+                             and query.get("videoId") in (None, i["snippet"]["resourceId"]["videoId"])]
+                    self._answer(200, {"items": items, "pageInfo": {"totalResults": len(items)}})
+                    return
                 if query.get("playlistId") != "UU" + fake.channel_id[2:]:
                     self._error(404, "playlist not found", "playlistNotFound")
                     return

@@ -7,6 +7,7 @@ become DailyLimitReached, which stops publishing for the day without failing the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from googleapiclient.http import MediaFileUpload
 
 from covermill.tasks.core.errors import DailyLimitReached
 from covermill.tasks.publish.request import carries_marker
+from covermill.tasks.publish.resumable import backoff_delay, is_retryable
 
 # 403 reasons that mean "not again today": the project's quota, or the channel's own upload cap.
 DAILY_LIMIT_REASONS = {"quotaExceeded", "dailyLimitExceeded", "uploadLimitExceeded"}
@@ -39,16 +41,18 @@ def daily_limit(error: Exception) -> DailyLimitReached | None:
 class Channel:
     """The authorized user's channel, through a `youtube` service object."""
 
-    def __init__(self, youtube: Any, count: Callable[[str], None], retries: int = 5):
+    def __init__(self, youtube: Any, count: Callable[[str], None], retries: int = 5,
+                 sleep: Callable[[float], None] = time.sleep):
         self.youtube = youtube
         self.count = count
         self.retries = retries
+        self.sleep = sleep
 
-    def _execute(self, method: str, request: Any) -> Any:
+    def _execute(self, method: str, request: Any, retries: int | None = None) -> Any:
         self.count(method)
         try:
             # the client's own retry: 5xx and broken connections, exponential backoff with jitter
-            return request.execute(num_retries=self.retries)
+            return request.execute(num_retries=self.retries if retries is None else retries)
         except HttpError as error:
             limit = daily_limit(error)
             if limit is not None:
@@ -74,8 +78,38 @@ class Channel:
         return self._execute("playlists.insert", self.youtube.playlists().insert(part="snippet,status", body=body))["id"]
 
     def add_to_playlist(self, playlist_id: str, video_id: str) -> str:
-        body = {"snippet": {"playlistId": playlist_id, "resourceId": {"kind": "youtube#video", "videoId": video_id}}}
-        return self._execute("playlistItems.insert", self.youtube.playlistItems().insert(part="snippet", body=body))["id"]
+        """The video's entry in the playlist, made once. An insert whose answer was lost (a cut
+        connection, a 5xx, a killed run) may have happened all the same, and httplib2 re-sends on
+        its own a POST whose connection closed unanswered. So the playlist is asked first and
+        after every failure, and once an insert went through, an entry the resend doubled is
+        deleted again (2 units a publication; a delete costs 50, only when it happened)."""
+        made = self.playlist_items(playlist_id, video_id)
+        if not made:
+            body = {"snippet": {"playlistId": playlist_id, "resourceId": {"kind": "youtube#video", "videoId": video_id}}}
+            failures = 0
+            while True:
+                try:
+                    inserted = self._execute("playlistItems.insert", self.youtube.playlistItems().insert(
+                        part="snippet", body=body), retries=0)["id"]
+                    break
+                except Exception as error:  # noqa: BLE001 - sorted into retryable or not right below
+                    failures += 1
+                    if not is_retryable(error) or failures > self.retries:
+                        raise
+                made = self.playlist_items(playlist_id, video_id)
+                if made:
+                    break
+                self.sleep(backoff_delay(failures, 1.0, 32.0))
+            made = self.playlist_items(playlist_id, video_id) or made or [inserted]
+        for extra in made[1:]:
+            self._execute("playlistItems.delete", self.youtube.playlistItems().delete(id=extra))
+        return made[0]
+
+    def playlist_items(self, playlist_id: str, video_id: str) -> list[str]:
+        """The ids of the video's entries in the playlist, oldest first (1 unit)."""
+        answer = self._execute("playlistItems.list", self.youtube.playlistItems().list(
+            part="id", playlistId=playlist_id, videoId=video_id, maxResults=50))
+        return [item["id"] for item in answer.get("items", [])]
 
     def find_upload(self, marker: str, limit: int = UPLOADS_SEARCHED) -> str | None:
         """The id of the newest upload whose description ends with the line `marker`, if any.

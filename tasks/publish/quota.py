@@ -28,8 +28,8 @@ class QuotaSettings(Settings):
     daily_units: int = Field(10_000, ge=0)
     # units per call; a method missing here costs 1 unit
     method_units: dict[str, int] = Field(default_factory=lambda: {
-        "videos.insert": 0, "thumbnails.set": 50, "playlistItems.insert": 50, "playlists.insert": 50,
-        "playlists.list": 1, "videos.list": 1, "search.list": 100,
+        "videos.insert": 0, "thumbnails.set": 50, "playlistItems.insert": 50, "playlistItems.delete": 50,
+        "playlists.insert": 50, "playlists.list": 1, "playlistItems.list": 1, "videos.list": 1, "search.list": 100,
     })
     method_daily_calls: dict[str, int] = Field(default_factory=lambda: {"videos.insert": 100})  # per-method model
     units_per_upload: int = Field(1600, ge=0)  # videos.insert's cost in the units-per-upload model

@@ -94,8 +94,9 @@ def test_a_song_is_published_with_thumbnail_playlist_and_the_body_youtube_needs(
     assert upload.thumbnail_set and upload.playlist_item and upload.session_uri
     ledger = Ledger(ledger_path(out))
     assert ledger.is_done(song_id, "upload")
+    # the playlist is asked before and after the insert: an entry the client's resend doubled is removed
     assert ledger.calls_on(upload.day) == {"videos.insert": 1, "thumbnails.set": 1, "playlists.list": 1,
-                                           "playlists.insert": 1, "playlistItems.insert": 1}
+                                           "playlists.insert": 1, "playlistItems.list": 2, "playlistItems.insert": 1}
     # publishing again sends nothing: the ledger holds the video id and each finished step
     before = len(fake.requests)
     assert publisher(fake, out).publish(song_id).video_id == video_id
@@ -312,3 +313,13 @@ def test_the_session_is_recorded_before_its_first_byte_is_sent(fake, song, monke
     first = next(puts for uri, puts in seen if uri)
     assert first == 0  # a process killed during the first chunk can resume its session
     assert_published_once(fake, out, song_id)
+
+
+def test_a_playlist_entry_whose_answer_was_lost_is_not_added_twice(fake, song):
+    out, song_id = song
+    fake.release.set()  # the server adds the entry, then cuts the connection instead of answering
+    fake.inject("POST", "/youtube/v3/playlistItems", hang_after_complete=True)
+    upload = publisher(fake, out).publish(song_id)
+    video_id = assert_published_once(fake, out, song_id)
+    assert [i["snippet"]["resourceId"]["videoId"] for i in fake.playlist_items] == [video_id]
+    assert upload.playlist_item == fake.playlist_items[0]["id"]
