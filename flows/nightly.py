@@ -25,6 +25,7 @@ from covermill.tasks.core.errors import CovermillError, EveryCandidateRejected
 from covermill.tasks.core.layout import ledger_path
 from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import NightlyResult
+from covermill.tasks.core.run_artifacts import markdown_text
 from covermill.tasks.cover.playlist import Entry, read_playlist
 
 SONG_DEPLOYMENT_NAME = "covermill-song/cover-song"  # flows/deployments.py makes it; fan-out runs it
@@ -53,20 +54,20 @@ def settled(ledger: Ledger, entry: Entry, settings: NightlySettings) -> str | No
 
 
 def summary_markdown(summary: NightlyResult) -> str:
-    lines = [f"# covermill nightly: {summary.playlist}", "",
+    lines = [f"# covermill nightly: {markdown_text(summary.playlist)}", "",
              f"{len(summary.done)} done, {len(summary.rejected)} rejected, {len(summary.failed)} failed, "
              f"{len(summary.settled)} already settled, {len(summary.deferred)} left for another night.", ""]
     for title, entries in (("Done", summary.done), ("Rejected", summary.rejected), ("Failed", summary.failed),
                            ("Left for another night", summary.deferred)):
         if entries:
-            lines += [f"## {title}", ""] + [f"- {source}: {detail}" for source, detail in entries.items()] + [""]
+            lines += [f"## {title}", ""] + [f"- {markdown_text(source)}: {markdown_text(detail)}" for source, detail in entries.items()] + [""]
     if summary.publish_error:
-        lines += ["## Upload", "", f"not run: {summary.publish_error}", ""]
+        lines += ["## Upload", "", f"not run: {markdown_text(summary.publish_error)}", ""]
     elif summary.publish is not None:
         upload = summary.publish
         mode = "dry run" if upload.dry_run else "published"
         lines += ["## Upload", "", f"{mode}: {len(upload.published)} uploaded, {upload.waiting - len(upload.published)} queued"
-                  + (f", stopped: {upload.stopped}" if upload.stopped else ""), ""]
+                  + (f", stopped: {markdown_text(upload.stopped)}" if upload.stopped else ""), ""]
     return "\n".join(lines)
 
 
@@ -179,5 +180,5 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
                             failed=outcome_lists[State.FAILED], settled=settled_entries, deferred=deferred,
                             publish=publishing.result, publish_error=publishing.sentence)
     refresh_gallery(Path(out_dir), config)
-    create_markdown_artifact(summary_markdown(summary), key="nightly-summary", description=f"covermill nightly over {source}")
+    create_markdown_artifact(summary_markdown(summary), key="nightly-summary", description=f"covermill nightly over {markdown_text(source)}")
     return summary

@@ -16,6 +16,16 @@ from prefect.artifacts import create_link_artifact, create_progress_artifact, up
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
 
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def markdown_text(text: object) -> str:
+    """`text` as literal text inside Markdown (the Prefect UI renders artifacts and their
+    descriptions): a song title `[x](javascript:..)` or `<script>` shows as typed, never as a link
+    or HTML; control characters become spaces."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", CONTROL.sub(" ", str(text)))
+
 
 def artifact_key(kind: str, song_id: str) -> str:
     """Prefect artifact keys allow only lowercase letters, digits and dashes."""
@@ -24,7 +34,7 @@ def artifact_key(kind: str, song_id: str) -> str:
 
 def progress_bar(kind: str, song: Song, description: str) -> Callable[[float], None]:
     """A progress artifact at 0 %; the returned function moves it (fraction 0..1)."""
-    artifact_id = create_progress_artifact(0.0, key=artifact_key(kind, song.id), description=description)
+    artifact_id = create_progress_artifact(0.0, key=artifact_key(kind, song.id), description=markdown_text(description))
 
     def move(fraction: float) -> None:
         update_progress_artifact(artifact_id, round(100 * min(max(fraction, 0.0), 1.0), 1))
@@ -44,5 +54,5 @@ def link_song_files(song: Song, out_dir: Path, base_url: str | None, extra: dict
     files = {"thumbnail": folder.thumbnail, "video": folder.video, "midi": folder.winner_midi, **(extra or {})}
     for kind, path in files.items():
         if Path(path).exists():
-            create_link_artifact(link=file_link(path, out_dir, base_url), link_text=f"{song.title}: {Path(path).name}",
-                                 key=artifact_key(kind, song.id), description=f"The {kind} of {song.title!r}.")
+            create_link_artifact(link=file_link(path, out_dir, base_url), link_text=markdown_text(f"{song.title}: {Path(path).name}"),
+                                 key=artifact_key(kind, song.id), description=markdown_text(f"The {kind} of {song.title!r}."))

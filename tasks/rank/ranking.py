@@ -56,7 +56,7 @@ from covermill.tasks.core.atomic import file_sha256, write_json
 from covermill.tasks.core.audio import read_mono
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
-from covermill.tasks.core.run_artifacts import artifact_key
+from covermill.tasks.core.run_artifacts import artifact_key, markdown_text
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_logger, stage_task
 from covermill.tasks.rank.defects import REPEAT_WINDOW_SECONDS, note_name
@@ -330,7 +330,7 @@ def rank(song: Song, candidates: list[Candidate], audio: dict[str, Path], out_di
     create_table_artifact(
         key=artifact_key("ranking", song.id),
         table=ranking_table(ranking, candidates),
-        description=f"Candidates of {song.title!r}, best first: Qmax against the original (lower is closer), "
+        description=f"Candidates of {markdown_text(repr(song.title))}, best first: Qmax against the original (lower is closer), "
                     f"combined with defect and fluency penalties (RGC, IPE, WPD, two hands; human covers 0.042, "
                     f"10.13 bits over 216 s, 0.49 s, 99%); {accepted} of {len(ranking.scores)} accepted.",
     )

@@ -12,14 +12,16 @@ from xml.sax.saxutils import escape
 
 import pytest
 import yaml
+from markdown_it import MarkdownIt
 from typer.testing import CliRunner
 
 from covermill.flows.cli import app
-from covermill.flows.nightly import DIED_DURING, settled
+from covermill.flows.nightly import DIED_DURING, settled, summary_markdown
 from covermill.flows.nightly_settings import NightlySettings
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger, State
+from covermill.tasks.core.records import NightlyResult
 from covermill.tasks.cover.playlist import Entry, read_playlist
 
 from helpers import http_server
@@ -136,3 +138,12 @@ def test_a_song_whose_run_died_counts_as_a_failed_attempt(tmp_path):
     reason = settled(ledger, entry, limits)
     assert reason is not None and reason.startswith("failed 2 times, left alone: the run stopped while covering it")
     assert ledger.entry(entry.source)[:2] == (State.FAILED, DIED_DURING)
+
+
+def test_the_nightly_summary_shows_hostile_titles_as_text():
+    hostile = "<script>alert(1)</script> [click](javascript:alert(1)) **$(touch x)** %[pixel:p]\x1b[31m"
+    summary = NightlyResult(playlist=f"https://example.com/{hostile}", done={hostile: "video made"},
+                            failed={"https://example.com/x.ogg": f"{hostile}: FFmpeg cannot read this file"})
+    html = MarkdownIt().render(summary_markdown(summary))
+    assert "<script>" not in html and "<a " not in html and "<strong>" not in html and "\x1b" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; [click](javascript:alert(1)) **$(touch x)** %[pixel:p]" in html
