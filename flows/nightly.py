@@ -10,6 +10,7 @@ and kept as a Prefect markdown artifact.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -53,21 +54,23 @@ def settled(ledger: Ledger, entry: Entry, settings: NightlySettings) -> str | No
     return None
 
 
-def summary_markdown(summary: NightlyResult) -> str:
-    lines = [f"# covermill nightly: {markdown_text(summary.playlist)}", "",
+def summary_markdown(summary: NightlyResult, text: Callable[[object], str] = markdown_text) -> str:
+    """The night in Markdown; `text` renders what came from outside (titles, addresses, reasons):
+    escaped for the Prefect UI by default, `str` for a terminal."""
+    lines = [f"# covermill nightly: {text(summary.playlist)}", "",
              f"{len(summary.done)} done, {len(summary.rejected)} rejected, {len(summary.failed)} failed, "
              f"{len(summary.settled)} already settled, {len(summary.deferred)} left for another night.", ""]
     for title, entries in (("Done", summary.done), ("Rejected", summary.rejected), ("Failed", summary.failed),
                            ("Left for another night", summary.deferred)):
         if entries:
-            lines += [f"## {title}", ""] + [f"- {markdown_text(source)}: {markdown_text(detail)}" for source, detail in entries.items()] + [""]
+            lines += [f"## {title}", ""] + [f"- {text(source)}: {text(detail)}" for source, detail in entries.items()] + [""]
     if summary.publish_error:
-        lines += ["## Upload", "", f"not run: {markdown_text(summary.publish_error)}", ""]
+        lines += ["## Upload", "", f"not run: {text(summary.publish_error)}", ""]
     elif summary.publish is not None:
         upload = summary.publish
         mode = "dry run" if upload.dry_run else "published"
         lines += ["## Upload", "", f"{mode}: {len(upload.published)} uploaded, {upload.waiting - len(upload.published)} queued"
-                  + (f", stopped: {markdown_text(upload.stopped)}" if upload.stopped else ""), ""]
+                  + (f", stopped: {text(upload.stopped)}" if upload.stopped else ""), ""]
     return "\n".join(lines)
 
 

@@ -126,7 +126,7 @@ def nightly(
         tell_failure(found, debug)
         raise typer.Exit(1)
     summary = found.result
-    print(summary_markdown(summary))
+    print(summary_markdown(summary, text=str))
     if summary.failed:
         say_error(f"{len(summary.failed)} of {len(summary.failed) + len(summary.done) + len(summary.rejected)} songs failed "
                   "tonight; the reasons are in the summary above, and they are tried again next night.")
