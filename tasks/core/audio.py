@@ -18,6 +18,11 @@ SAMPLE_RATE = 44100  # every stage after download works at 44.1 kHz (the AMT-APC
 # would otherwise hold the whole night. Probing takes well under a second; decoding a 3-hour file ~1 min.
 PROBE_TIMEOUT_S = 60.0
 DECODE_TIMEOUT_S = 900.0
+# The demuxers a song may need (what yt-dlp's bestaudio and people's files are). Without a list,
+# FFmpeg opens whatever a file says it is: an HLS playlist named .mp3 whose segment was a file://
+# path made covermill read (and publish) a local file. HLS, concat, image and subtitle demuxers
+# stay closed.
+AUDIO_DEMUXERS = "mp3,ogg,wav,w64,flac,mov,mp4,m4a,3gp,matroska,webm,aac,aiff,caf,asf,wv,ape,mpc,tta,amr,au"
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ def probe(path: Path) -> AudioInfo:
         raise CovermillError(f"{path}: no such file; check the path.")
     if not path.is_file():
         raise CovermillError(f"{path}: not a file; give an audio file or a folder of them.")
-    done = run_tool(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", ffmpeg_input(path)],
+    done = run_tool(["ffprobe", "-v", "error", "-format_whitelist", AUDIO_DEMUXERS, "-show_format", "-show_streams",
+                     "-of", "json", ffmpeg_input(path)],
                     PROBE_TIMEOUT_S, path)
     try:
         info = json.loads(done.stdout) if done.returncode == 0 else None
@@ -77,7 +83,8 @@ def decode_to_wav(source: Path, target: Path, sample_rate: int = SAMPLE_RATE) ->
     """Decode any audio FFmpeg reads into a mono 16-bit WAV at `sample_rate`, atomically."""
     with atomic_output(target) as tmp:
         result = run_tool(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", ffmpeg_input(source), "-vn", "-ac", "1",
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-format_whitelist", AUDIO_DEMUXERS, "-i", ffmpeg_input(source),
+             "-vn", "-ac", "1",
              "-ar", str(sample_rate), "-c:a", "pcm_s16le", str(tmp)],
             DECODE_TIMEOUT_S, source,
         )

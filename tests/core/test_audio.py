@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -40,3 +41,16 @@ def test_what_is_not_audio_is_one_sentence(tmp_path):
     text.write_text("not audio at all\n")
     with pytest.raises(CovermillError, match=r"song.mp3: FFmpeg cannot read this file as audio"):
         probe(text)
+
+
+def test_a_playlist_posing_as_audio_cannot_make_ffmpeg_read_a_local_file(short_clips, tmp_path):
+    secret = tmp_path / "private" / "secret.mp3"  # a local file a download must never reach
+    secret.parent.mkdir()
+    decode_to_wav(short_clips["song_a"], tmp_path / "secret.wav")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(tmp_path / "secret.wav"), str(secret)], check=True)
+    evil = tmp_path / "downloaded.mp3"  # an HLS playlist, as a hostile server may serve it
+    evil.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{secret}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(CovermillError, match=r"downloaded.mp3: FFmpeg cannot read this file as audio"):
+        probe(evil)
+    with pytest.raises(CovermillError, match=r"downloaded.mp3: FFmpeg could not decode the audio"):
+        decode_to_wav(evil, tmp_path / "out.wav")
