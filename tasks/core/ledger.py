@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
+from covermill.tasks.core.host import NETWORK_FILESYSTEMS, filesystem_type, process_alive
 from covermill.tasks.core.records import Candidate, Generated, Ranking, Song, Upload
 
 SCHEMA = """
@@ -59,7 +60,6 @@ CREATE TABLE IF NOT EXISTS claims (
 CLAIM_LEASE_S = 6 * 3600.0  # a claim outlives no publisher by more than this, even on another machine
 
 
-
 class State(StrEnum):
     """Where a stage of a song stands (and how a playlist entry ended: done, rejected or failed).
 
@@ -79,38 +79,12 @@ IDENTITY_STAGE = "identity"  # is the pick nearer its own original than others? 
 THUMBNAIL_ART_STAGE = "thumbnail:art"  # detail: where the picture came from, or why it is the fallback
 
 
-# WAL keeps its index in shared memory, which only processes of one host share: on a folder several
-# machines mount, SQLite's rollback journal (and the filesystem's locks, NFSv4 or similar) is the
-# mode that works (sqlite.org/wal.html, "WAL does not work over a network filesystem").
-NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs",
-                                 "lustre", "gpfs", "beegfs", "fuse.sshfs", "fuse.glusterfs", "fuse.cephfs"})
-
-
-def filesystem_type(path: Path, mounts: str | None = None) -> str:
-    """The type of the filesystem `path` lies on ("ext4", "nfs4", ...), from /proc/mounts (or the
-    `mounts` text given); "" when unknown."""
-    if mounts is None:
-        try:
-            mounts = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-    where = os.path.realpath(path)
-    best, kind = "", ""
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ")
-        inside = where == point or where.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, fields[2]
-    return kind
-
-
 class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # WAL keeps its index in shared memory, which only processes of one host share: on a folder
+        # several machines mount, the rollback journal (and the filesystem's locks) is what works
         self.journal = "DELETE" if filesystem_type(self.path.parent) in NETWORK_FILESYSTEMS else "WAL"
         with self._connect() as db:
             db.executescript(SCHEMA)
@@ -141,7 +115,7 @@ class Ledger:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # no other publisher reads between our read and our write
             row = db.execute("SELECT owner, host, pid, expires FROM claims WHERE song_id = ?", (song_id,)).fetchone()
-            if row is not None and row[0] != me and row[3] > now and not (row[1] == host and not _alive(row[2])):
+            if row is not None and row[0] != me and row[3] > now and not (row[1] == host and not process_alive(row[2])):
                 return f"{row[1]} pid {row[2]}"
             db.execute("INSERT INTO claims (song_id, owner, host, pid, expires) VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT(song_id) DO UPDATE SET owner=excluded.owner, host=excluded.host, pid=excluded.pid, "
@@ -338,17 +312,3 @@ class Ledger:
                 (source, song_id, state, detail, failed, time.time()),
             )
 
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs on this host (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True

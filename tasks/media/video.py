@@ -44,11 +44,11 @@ class VideoSettings(Settings):
     aac_coder: Literal["fast", "twoloop"] = "fast"
 
 
-def _reason(stderr: bytes | None) -> str:
+def _reason(stderr: str | None) -> str:
     """FFmpeg's last word on a failure. Its final lines are often generic wrap-ups ("Error marking
     filters as finished"), so the last message from a named component ("[mjpeg @ 0x..] No JPEG
     data found") wins when there is one."""
-    lines = [line.strip() for line in (stderr or b"").decode("utf-8", "replace").splitlines() if line.strip()]
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
     for line in reversed(lines):
         named = re.match(r"\[(\w+) @ 0x[0-9a-f]+\]\s*(.+)", line)
         if named:
@@ -60,7 +60,7 @@ def _run(stream: ffmpeg.nodes.OutputStream, image: Path, audio: Path) -> None:
     args = stream.global_args("-nostdin", "-hide_banner", "-v", "error").compile(overwrite_output=True)
     done = run_tool(args, VIDEO_TIMEOUT_S, f"the video of {audio.name}")
     if done.returncode != 0:
-        raise CovermillError(f"FFmpeg could not make the video from {image.name} and {audio.name} ({_reason(done.stderr.encode())}); check both files.")
+        raise CovermillError(f"FFmpeg could not make the video from {image.name} and {audio.name} ({_reason(done.stderr)}); check both files.")
 
 
 def _picture_segment(image: Path, audio: Path, target: Path, settings: VideoSettings) -> Path:

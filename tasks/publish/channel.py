@@ -84,23 +84,21 @@ class Channel:
         after every failure, and once an insert went through, an entry the resend doubled is
         deleted again (2 units a publication; a delete costs 50, only when it happened)."""
         made = self.playlist_items(playlist_id, video_id)
-        if not made:
-            body = {"snippet": {"playlistId": playlist_id, "resourceId": {"kind": "youtube#video", "videoId": video_id}}}
-            failures = 0
-            while True:
-                try:
-                    inserted = self._execute("playlistItems.insert", self.youtube.playlistItems().insert(
-                        part="snippet", body=body), retries=0)["id"]
-                    break
-                except Exception as error:  # noqa: BLE001 - sorted into retryable or not right below
-                    failures += 1
-                    if not is_retryable(error) or failures > self.retries:
-                        raise
+        body = {"snippet": {"playlistId": playlist_id, "resourceId": {"kind": "youtube#video", "videoId": video_id}}}
+        failures = 0
+        while not made:
+            try:
+                inserted = self._execute("playlistItems.insert", self.youtube.playlistItems().insert(
+                    part="snippet", body=body), retries=0)["id"]
+            except Exception as error:  # noqa: BLE001 - sorted into retryable or not right below
+                failures += 1
+                if not is_retryable(error) or failures > self.retries:
+                    raise
                 made = self.playlist_items(playlist_id, video_id)
-                if made:
-                    break
-                self.sleep(backoff_delay(failures, 1.0, 32.0))
-            made = self.playlist_items(playlist_id, video_id) or made or [inserted]
+                if not made:
+                    self.sleep(backoff_delay(failures, 1.0, 32.0))
+                continue
+            made = self.playlist_items(playlist_id, video_id) or [inserted]  # a resend may have doubled it
         for extra in made[1:]:
             self._execute("playlistItems.delete", self.youtube.playlistItems().delete(id=extra))
         return made[0]

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from covermill.tasks.core import ledger as ledger_module
-from covermill.tasks.core.ledger import Ledger, State, filesystem_type
+from covermill.tasks.core.host import filesystem_type
+from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Candidate, Ranking, Score, Song
 
 
