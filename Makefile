@@ -24,7 +24,7 @@ HELDOUT_SONGS := .cache/quality/heldout-210s
 TUNE_CLIPS := .cache/quality/tune-60s
 TUNE_SONGS := .cache/quality/tune-210s
 
-.PHONY: help system install demo lint check test bench bench-generate bench-arrange bench-thumbnail bench-upload bench-prefect \
+.PHONY: help system install demo lint check test bench bench-generate bench-arrange bench-video bench-thumbnail bench-upload bench-prefect \
 	bench-quality bench-quality-full bench-corpus bench-quality-heldout bench-quality-heldout-full bench-quality-tune \
 	bench-quality-tune-full clean
 
@@ -36,6 +36,7 @@ help:
 	@echo "make bench  time every stage on a 4-minute song (bench/e2e.py)"
 	@echo "make bench-generate      Pop2Piano seconds per candidate on a 1-minute clip (random weights, real size)"
 	@echo "make bench-arrange       what arranging adds to the generate stage, s per song-minute (4-minute song)"
+	@echo "make bench-video         video render speed (x realtime) and peak memory, still and falling notes, on a 4-minute cover"
 	@echo "make bench-thumbnail     Stable Diffusion seconds per 512x512 image at 25 steps (random weights, SD 1.5 size)"
 	@echo "make bench-upload        upload throughput to a loopback fake YouTube vs a file copy, requests per upload"
 	@echo "make bench-prefect       Prefect overhead per song: a 10-song dry-run nightly of 10 s clips"
@@ -105,6 +106,9 @@ bench-generate: install
 
 bench-arrange: install
 	$(VENV)/bin/python bench/arrange.py $(MUSIC)/music004.ogg --seconds 240
+
+bench-video: install
+	$(VENV)/bin/python bench/video.py $(MUSIC)/music004.ogg --seconds 240 --json out/bench/video.json
 
 bench-thumbnail: install
 	$(VENV)/bin/python bench/thumbnail.py --json out/bench/thumbnail.json

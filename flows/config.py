@@ -143,11 +143,14 @@ def _number_list(text: str, what: str) -> list[int]:
 
 
 def with_overrides(config: CovermillConfig, generators: str | None = None, arrangers: str | None = None,
-                   seeds: str | None = None) -> CovermillConfig:
+                   seeds: str | None = None, video_style: str | None = None) -> CovermillConfig:
     """The config with the command line's choices applied (comma-separated, as typed), checked like
     the file: `generators` replaces generate.generators; `arrangers` picks Pop2Piano's composers
-    (`all` or 1,3,20); `seeds` sets the sampling seeds of Pop2Piano and of the random styles."""
+    (`all` or 1,3,20); `seeds` sets the sampling seeds of Pop2Piano and of the random styles;
+    `video_style` sets video.style."""
     data = config.model_dump(mode="json")
+    if video_style is not None:
+        data["video"]["style"] = video_style
     if generators is not None:
         data["generate"]["generators"] = [name.strip() for name in generators.split(",") if name.strip()]
     if arrangers is not None or seeds is not None:

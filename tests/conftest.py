@@ -111,13 +111,13 @@ def prefect_server():
 @pytest.fixture(scope="session")
 def real_video(clips, tmp_path_factory) -> tuple[Path, Path]:
     """(video.mp4, thumbnail.jpg): a real H.264/AAC video of a 25 s clip over a 1280x720 picture."""
-    from covermill.tasks.media.video import make_video
+    from covermill.tasks.media.video import make_still_video
 
     folder = tmp_path_factory.mktemp("real-video")
     thumbnail = folder / "thumbnail.jpg"
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=1280x720",
                     "-frames:v", "1", str(thumbnail)], check=True)
-    return make_video(thumbnail, clips["song_a"], folder / "video.mp4"), thumbnail
+    return make_still_video(thumbnail, clips["song_a"], folder / "video.mp4"), thumbnail
 
 
 def free_port() -> int:

@@ -34,6 +34,9 @@ app = typer.Typer(
 
 WorkFolder = Annotated[Path, typer.Option("--out", "-o", help="Work folder: a sub-folder per song, the ledger, the YouTube token.")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file (default: ./config.yaml if present, else built-in defaults).")]
+VideoStyle = Annotated[Optional[str], typer.Option(
+    "--video-style", help="falling_notes (the cover's notes falling onto a keyboard) or still (the thumbnail held); overrides video.style.",
+    show_default=False)]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and Prefect's error records.")]
 
 

@@ -10,6 +10,7 @@ import typer
 from covermill.flows.cli.common import (
     ConfigFile,
     Debug,
+    VideoStyle,
     WorkFolder,
     app,
     decide_dry_run,
@@ -36,6 +37,7 @@ from covermill.flows.cli.common import (
         "  covermill run a.mp3 b.flac https://example.com/c.ogg --out covers --dry-run\n\n"
         "  covermill run ~/Music/album/ --config my-config.yaml --dry-run\n\n"
         "  covermill run song.ogg --generators basic-pitch,pop2piano --arrangers 1,3,20 --seeds 0,1 --dry-run\n\n"
+        "  covermill run song.ogg --video-style still --dry-run\n\n"
         "  covermill run ~/Music/album/ --out covers --publish"
     )
 )
@@ -48,13 +50,14 @@ def run(
     generators: Annotated[Optional[str], typer.Option("--generators", "-g", help="Generators to run, comma-separated (overrides config), e.g. basic-pitch,pop2piano.", show_default=False)] = None,
     arrangers: Annotated[Optional[str], typer.Option("--arrangers", "-a", help="Pop2Piano arrangers: 'all' or composer numbers 1-21 such as 1,3,20 (the -c of the pop2piano CLI fork).", show_default=False)] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Sampling seeds, comma-separated, for Pop2Piano and the random arrangement styles, e.g. 0,1,2.", show_default=False)] = None,
+    video_style: VideoStyle = None,
     debug: Debug = False,
 ) -> None:
     from covermill.flows.config import load_config, with_overrides
     from covermill.tasks.cover.download import expand_sources
 
     with one_sentence_on_error():
-        settings = with_overrides(load_config(config), generators, arrangers, seeds)
+        settings = with_overrides(load_config(config), generators, arrangers, seeds, video_style)
         songs = expand_sources(sources)
     dry_run = decide_dry_run(dry_run, publish, settings)
 
@@ -109,13 +112,17 @@ def nightly(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Never upload (the default unless upload.enabled is true).")] = False,
     publish: Annotated[bool, typer.Option("--publish", help="Upload what today's YouTube budget allows.")] = False,
     max_songs: Annotated[Optional[int], typer.Option("--max-songs", min=1, help="New songs tonight (overrides nightly.max_songs).", show_default=False)] = None,
+    video_style: VideoStyle = None,
     debug: Debug = False,
 ) -> None:
+    from covermill.flows.config import with_overrides
     from covermill.flows.nightly import nightly as nightly_flow
     from covermill.flows.nightly import summary_markdown
     from covermill.flows.outcome import outcome
 
     settings = load_settings(config)
+    with one_sentence_on_error():
+        settings = with_overrides(settings, video_style=video_style)
     dry_run = decide_dry_run(dry_run, publish, settings)
     if max_songs is not None:
         settings = settings.model_copy(update={"nightly": settings.nightly.model_copy(update={"max_songs": max_songs})})

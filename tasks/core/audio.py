@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,18 @@ def run_tool(args: list[str], timeout_s: float, subject: object) -> subprocess.C
     except subprocess.TimeoutExpired:
         raise CovermillError(f"{subject}: {args[0]} did not finish within {timeout_s:.0f} s; check that the file is "
                              "complete and on a working disk.") from None
+
+
+def tool_reason(stderr: str | None) -> str:
+    """FFmpeg's last word on a failure. Its final lines are often generic wrap-ups ("Error marking
+    filters as finished"), so the last message from a named component ("[mjpeg @ 0x..] No JPEG
+    data found") wins when there is one."""
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    for line in reversed(lines):
+        named = re.match(r"\[(\w+) @ 0x[0-9a-f]+\]\s*(.+)", line)
+        if named:
+            return f"{named.group(1)}: {named.group(2)}"
+    return lines[-1] if lines else "no message"
 
 
 def probe(path: Path) -> AudioInfo:
@@ -107,3 +120,11 @@ def write_audio(target: Path, samples: np.ndarray, sample_rate: int = SAMPLE_RAT
     with atomic_output(target) as tmp:
         soundfile.write(str(tmp), np.asarray(samples, dtype=np.float32), sample_rate, subtype="PCM_16")
     return Path(target)
+
+
+def aac_options(bitrate: str, sample_rate: int, channels: int | None, coder: str) -> dict[str, object]:
+    """FFmpeg output options (ffmpeg-python keywords) for a video's AAC track; channels None keeps the source's."""
+    options: dict[str, object] = {"acodec": "aac", "aac_coder": coder, "audio_bitrate": bitrate, "ar": sample_rate}
+    if channels:
+        options["ac"] = channels
+    return options

@@ -59,6 +59,10 @@ class SongFolder:
     def candidate_audio(self, candidate_id: str) -> Path:
         return self.candidates_dir / f"{candidate_id}.flac"
 
+    def candidate_roll(self, candidate_id: str) -> Path:
+        """The candidate's piano-roll picture on the review page (tasks/media/piano_roll.py)."""
+        return self.candidates_dir / f"{candidate_id}.png"
+
     @property
     def ranking(self) -> Path:
         return self.root / "ranking.json"

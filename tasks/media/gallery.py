@@ -1,8 +1,9 @@
 """The review gallery: static HTML pages in the output folder, what a person looks at.
 
 `<out>/index.html` lists every song in the ledger, newest first; `<out>/<song id>/review.html`
-shows one song: thumbnail, players for the original, the winner and the top candidates, the
-full score table with reasons, each generator's outcome, the stages and the upload status.
+shows one song: thumbnail and video, players for the original, the winner and the top candidates,
+the full score table with each candidate's piano roll, player and reasons, each generator's
+outcome, the stages and the upload status.
 
 Every link is relative, so the folder can be opened from disk, copied, or served by any static
 server. The pages hold no script and load nothing from elsewhere; titles come from the internet,
@@ -27,6 +28,7 @@ from covermill.tasks.core.ledger import APPROVAL_STAGE, GENERATOR_STAGE, IDENTIT
 from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.urls import is_url
+from covermill.tasks.media.piano_roll import fresh_piano_roll
 
 # The cover_song flow's order; the upload stage is written by publish.
 FLOW_STAGES = ("download", "generate", "render", "rank", "winner", IDENTITY_STAGE, "thumbnail", THUMBNAIL_ART_STAGE, "video",
@@ -200,6 +202,7 @@ def _score_rows(ranking: Ranking | None, candidates: dict[str, Candidate], folde
             "candidate": score.candidate_id,
             "midi": _link(folder.candidate_midi(score.candidate_id), page_dir),
             "audio": _link(folder.candidate_audio(score.candidate_id), page_dir),
+            "roll": _link(fresh_piano_roll(folder.candidate_midi(score.candidate_id), folder.candidate_roll(score.candidate_id)), page_dir),
             "generator": candidate.generator if candidate else "",
             "style": candidate.style if candidate else "",
             "arranger": "" if candidate is None or candidate.arranger is None else candidate.arranger,

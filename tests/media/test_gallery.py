@@ -34,6 +34,9 @@ LOAD_AUDIO = """Promise.all([...document.querySelectorAll('audio')].map(a => new
   a.addEventListener('error', () => done({src: a.currentSrc, error: a.error && a.error.code}), {once: true});
   a.preload = 'metadata'; a.load();
 })))"""
+# The same for the video player: the browser must be able to decode what YouTube will get.
+LOAD_VIDEO = LOAD_AUDIO.replace("'audio'", "'video'").replace(
+    "duration: a.duration}", "duration: a.duration, width: a.videoWidth, height: a.videoHeight}")
 # What the tests read from the page as the browser built it.
 READ_PAGE = """({
   h1: document.querySelector('h1') && document.querySelector('h1').textContent,
@@ -44,15 +47,17 @@ READ_PAGE = """({
                                                                status: card.querySelector('.status').textContent.trim()})),
   scores: [...document.querySelectorAll('table.scores tbody tr')].map(tr => [...tr.cells].map(td => td.textContent.trim())),
   links: [...document.querySelectorAll('a')].map(a => a.href),
+  rolls: [...document.querySelectorAll('table.scores img.roll')].filter(i => i.complete && i.naturalHeight === 88)
+           .map(i => i.src.split('/').pop()),
 })"""
 
 
 class Sources(HTMLParser):
-    """The src of every <audio> and <img> (and any <script>) in an HTML document."""
+    """The src of every <audio>, <img> and <video> (and any <script>) in an HTML document."""
 
     def __init__(self, html: str):
         super().__init__()
-        self.found: dict[str, list[dict[str, str | None]]] = {"audio": [], "img": [], "script": []}
+        self.found: dict[str, list[dict[str, str | None]]] = {"audio": [], "img": [], "video": [], "script": []}
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -111,8 +116,9 @@ def seen(gallery) -> dict[str, dict[str, Any]]:
             page.goto(url)
             facts = page.evaluate(READ_PAGE)
             audio = page.evaluate(LOAD_AUDIO)
+            video = page.evaluate(LOAD_VIDEO)
             page.settle()  # the players' loads report here
-            found[name] = {"url": url, "errors": page.errors[start:], "audio": audio, **facts}
+            found[name] = {"url": url, "errors": page.errors[start:], "audio": audio, "video": video, **facts}
     return found
 
 
@@ -154,17 +160,19 @@ def test_every_player_and_picture_points_at_a_file_that_exists(gallery):
         url = f"{base}/{path.relative_to(out).as_posix()}"
         dom = Sources(dump_dom(url)).found  # the DOM chromium built, not the file we wrote
         assert dom["script"] == []
-        for tag in ("audio", "img"):
+        for tag in ("audio", "img", "video"):
             for element in dom[tag]:
                 target = served_file(out, base, url, element["src"])
                 assert target.is_file() and target.stat().st_size > 0, f"{name}: <{tag} src={element['src']}> -> {target}"
-        assert all(a.get("controls") is not None and a.get("preload") == "none" for a in dom["audio"])
-        counts[name] = (len(dom["audio"]), len(dom["img"]))
-    # original, winner and the top five candidates; the published copy has only its thumbnail; the failed song nothing
-    assert counts[gallery["real"]] == (2 + GallerySettings().top_candidates, 1)
-    assert counts[gallery["published"]] == (0, 1)
-    assert counts[gallery["failed"]] == (0, 0)
-    assert counts["index"] == (0, 2)
+        assert all(a.get("controls") is not None and a.get("preload") == "none" for a in dom["audio"] + dom["video"])
+        counts[name] = (len(dom["audio"]), len(dom["img"]), len(dom["video"]))
+    candidates = len(json.loads(SongFolder(out, gallery["real"]).ranking.read_text())["scores"])
+    # original, winner and the top five candidates, then every candidate's row: its player and piano
+    # roll; the published copy has its thumbnail and video; the failed song nothing
+    assert counts[gallery["real"]] == (2 + GallerySettings().top_candidates + candidates, 1 + candidates, 1)
+    assert counts[gallery["published"]] == (0, 1, 1)
+    assert counts[gallery["failed"]] == (0, 0, 0)
+    assert counts["index"] == (0, 2, 0)
 
 
 @pytest.mark.browser
@@ -174,7 +182,7 @@ def test_the_browser_sees_no_errors_and_every_player_decodes(gallery, seen):
         assert page["errors"] == [], (name, page["url"])
         assert page["scripts"] == 0
     players = seen[gallery["real"]]["audio"]
-    assert len(players) == 7
+    assert len(players) == 7 + len(seen[gallery["real"]]["scores"])  # the Listen section, then one per table row
     for player in players:
         assert "error" not in player and player["duration"] > 1.0, player
         if player["src"].endswith(".flac"):
@@ -182,6 +190,9 @@ def test_the_browser_sees_no_errors_and_every_player_decodes(gallery, seen):
             # states its length: an OGG's is estimated unless the server answers range requests.)
             assert 24.0 < player["duration"] < 30.0, player
     assert players[0]["src"].endswith("/original.ogg") and players[1]["src"].endswith("/winner.flac")
+    (video,) = seen[gallery["real"]]["video"]
+    assert "error" not in video and (video["width"], video["height"]) == (1280, 720), video
+    assert 24.0 < video["duration"] < 30.0 and video["src"].endswith("/video.mp4")
 
 
 @pytest.mark.browser
@@ -189,19 +200,21 @@ def test_the_browser_sees_no_errors_and_every_player_decodes(gallery, seen):
 def test_the_score_table_follows_the_ranking(gallery, seen):
     ranking = json.loads(SongFolder(gallery["out"], gallery["real"]).ranking.read_text())
     rows = seen[gallery["real"]]["scores"]
-    assert [row[1] for row in rows] == [s["candidate_id"] for s in ranking["scores"]]
+    assert [row[2] for row in rows] == [s["candidate_id"] for s in ranking["scores"]]
     assert [row[0] for row in rows] == [str(n) for n in range(1, len(rows) + 1)]
-    assert rows[0][-1] == "pick" and rows[0][1] == ranking["pick"]
+    assert rows[0][-1] == "pick" and rows[0][2] == ranking["pick"]
     for row, score in zip(rows, ranking["scores"]):
-        assert row[6] == shown(score["qmax"]) and row[13] == shown(score["combined"])
-        assert row[8].endswith(f"polyphony {int(score['defects']['polyphony'])}")
+        assert row[7] == shown(score["qmax"]) and row[14] == shown(score["combined"])
+        assert row[9].endswith(f"polyphony {int(score['defects']['polyphony'])}")
         fluency = score["fluency"]
-        assert row[9:13] == [blank_or(fluency["rgc"], "{:.3f}"), blank_or(fluency["ipe"], "{:.2f}"),
-                             blank_or(fluency["wpd"], "{:.2f}"), f"{fluency['two_hand_share']:.1%}"]
-        assert row[14] == expected_verdict(score, ranking["pick"])
-    # the players follow the same order
+        assert row[10:14] == [blank_or(fluency["rgc"], "{:.3f}"), blank_or(fluency["ipe"], "{:.2f}"),
+                              blank_or(fluency["wpd"], "{:.2f}"), f"{fluency['two_hand_share']:.1%}"]
+        assert row[15] == expected_verdict(score, ranking["pick"])
+    # the players follow the same order: the Listen section's top five, then one per row
     players = [p["src"].rsplit("/", 1)[1] for p in seen[gallery["real"]]["audio"][2:]]
-    assert players == [f"{s['candidate_id']}.flac" for s in ranking["scores"][:5]]
+    assert players[:5] == [f"{s['candidate_id']}.flac" for s in ranking["scores"][:5]]
+    assert players[7 - 2:] == [f"{s['candidate_id']}.flac" for s in ranking["scores"]]
+    assert seen[gallery["real"]]["rolls"] == [f"{s['candidate_id']}.png" for s in ranking["scores"]]
 
 
 @pytest.mark.browser
@@ -260,7 +273,8 @@ def test_rewriting_is_stable_and_top_candidates_is_honoured(gallery):
     before = page.read_bytes()
     try:
         write_song_page(out, Ledger(ledger_path(out)), real, GallerySettings(top_candidates=1))
-        assert len(Sources(page.read_text(encoding="utf-8")).found["audio"]) == 3
+        rows = len(json.loads(SongFolder(out, real).ranking.read_text())["scores"])
+        assert len(Sources(page.read_text(encoding="utf-8")).found["audio"]) == 3 + rows  # the Listen section's, then a row's each
     finally:
         write_song_page(out, Ledger(ledger_path(out)), real)
     assert page.read_bytes() == before

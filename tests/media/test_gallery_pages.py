@@ -97,9 +97,9 @@ def test_the_score_table_shows_fluency_and_the_identity_floor(tmp_path):
     ledger.record_ranking("s1", Ranking(scores=scores, pick="fluent"))
     html = write_song_page(tmp_path, ledger, "s1").read_text(encoding="utf-8")
     table = Table(html)
-    assert table.head[6:15] == ["Qmax", "aligned share", "defects", "RGC", "IPE", "WPD", "hands", "combined", "verdict"]
-    assert [row[9:13] for row in table.rows] == [["0.041", "8.31", "0.49", "98.8%"], ["", "7.50", "", "100.0%"], ["", "", "", ""]]
-    assert [row[14] for row in table.rows] == ["pick", "outside the identity floor: far less similar than the closest",
+    assert table.head[7:16] == ["Qmax", "aligned share", "defects", "RGC", "IPE", "WPD", "hands", "combined", "verdict"]
+    assert [row[10:14] for row in table.rows] == [["0.041", "8.31", "0.49", "98.8%"], ["", "7.50", "", "100.0%"], ["", "", "", ""]]
+    assert [row[15] for row in table.rows] == ["pick", "outside the identity floor: far less similar than the closest",
                                                "rejected: <b>bad</b>"]
     assert "&lt;b&gt;bad&lt;/b&gt;" in html and "script-src 'none'" in html  # still escaped, still no script
 

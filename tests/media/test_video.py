@@ -1,4 +1,6 @@
-"""Video: a real clip and a real thumbnail become an mp4 YouTube takes: H.264/AAC, 720p, faststart."""
+"""The still-picture video: a real clip and a real thumbnail become an mp4 YouTube takes: H.264/AAC, 720p, faststart.
+
+The falling-notes style has its own tests (test_falling_notes_video.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.records import Song
 from covermill.tasks.media.thumbnail import ThumbnailSettings, make_thumbnail
-from covermill.tasks.media.video import VideoSettings, make_video, make_video_task
+from covermill.tasks.media.video import VideoSettings, make_still_video, make_video_task
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def top_level_boxes(path: Path) -> list[str]:
 
 def test_the_video_is_youtube_ready_h264_and_aac_as_long_as_the_audio(song_and_folder, tmp_path):
     _, _, folder = song_and_folder
-    target = make_video(folder.thumbnail, folder.winner_audio, tmp_path / "video.mp4", VideoSettings())
+    target = make_still_video(folder.thumbnail, folder.winner_audio, tmp_path / "video.mp4", VideoSettings())
     video, audio, duration = streams(target)
     assert (video["codec_name"], video["pix_fmt"], video["width"], video["height"]) == ("h264", "yuv420p", 1280, 720)
     assert video["r_frame_rate"] == "2/1"
@@ -78,7 +80,7 @@ def test_the_video_is_youtube_ready_h264_and_aac_as_long_as_the_audio(song_and_f
 
 def test_the_moov_atom_comes_before_the_media_data(song_and_folder, tmp_path):
     _, _, folder = song_and_folder
-    boxes = top_level_boxes(make_video(folder.thumbnail, folder.winner_audio, tmp_path / "v.mp4", VideoSettings()))
+    boxes = top_level_boxes(make_still_video(folder.thumbnail, folder.winner_audio, tmp_path / "v.mp4", VideoSettings()))
     assert "moov" in boxes and "mdat" in boxes
     assert boxes.index("moov") < boxes.index("mdat")
 
@@ -88,7 +90,7 @@ def test_a_picture_of_another_shape_is_letterboxed_to_720p(song_and_folder, tmp_
     square = tmp_path / "square.png"
     with Image(width=900, height=900, background=Color("white")) as image:
         image.save(filename=str(square))
-    target = make_video(square, folder.winner_audio, tmp_path / "v.mp4", VideoSettings(audio_channels=2))
+    target = make_still_video(square, folder.winner_audio, tmp_path / "v.mp4", VideoSettings(audio_channels=2))
     video, audio, _ = streams(target)
     assert (video["width"], video["height"]) == (1280, 720)
     assert audio["channels"] == 2
@@ -103,7 +105,7 @@ def test_ffmpeg_failures_are_one_sentence_with_ffmpegs_reason(song_and_folder, t
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 10)
     with pytest.raises(CovermillError) as failure:
-        make_video(broken, folder.winner_audio, tmp_path / "v.mp4", VideoSettings())
+        make_still_video(broken, folder.winner_audio, tmp_path / "v.mp4", VideoSettings())
     message = str(failure.value)
     assert "FFmpeg could not make the video" in message and "\n" not in message
     assert "No JPEG data found" in message  # FFmpeg's own reason, not its generic last line
@@ -113,16 +115,22 @@ def test_ffmpeg_failures_are_one_sentence_with_ffmpegs_reason(song_and_folder, t
 def test_missing_or_non_audio_inputs_are_one_sentence(song_and_folder, tmp_path):
     _, _, folder = song_and_folder
     with pytest.raises(CovermillError, match="thumbnail"):
-        make_video(tmp_path / "none.jpg", folder.winner_audio, tmp_path / "v.mp4")
+        make_still_video(tmp_path / "none.jpg", folder.winner_audio, tmp_path / "v.mp4")
     text = tmp_path / "notes.txt"
     text.write_text("not audio")
     with pytest.raises(CovermillError, match="audio"):
-        make_video(folder.thumbnail, text, tmp_path / "v.mp4")
+        make_still_video(folder.thumbnail, text, tmp_path / "v.mp4")
 
 
 def test_the_task_makes_the_song_folder_video_replacing_a_stale_one(song_and_folder):
     song, out, folder = song_and_folder
-    made = make_video_task.fn(song, out, VideoSettings())
+    still = VideoSettings(style="still")
+    made = make_video_task.fn(song, out, still)
     assert made == folder.video and streams(made)[0]["codec_name"] == "h264"
     made.write_bytes(b"stale")  # the flow's ledger decided it must be made again
-    assert streams(make_video_task.fn(song, out, VideoSettings()))[0]["codec_name"] == "h264"
+    assert streams(make_video_task.fn(song, out, still))[0]["codec_name"] == "h264"
+
+
+def test_an_odd_frame_size_is_refused_in_one_sentence():
+    with pytest.raises(ValueError, match="must be even"):
+        VideoSettings(width=1281)
