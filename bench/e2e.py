@@ -98,9 +98,9 @@ def main() -> int:
     for stage, took in seconds.items():
         print(f"{stage:<12}{took:>10.2f}{took / length:>10.3f}")
     print(f"{'total wall':<12}{total:>10.2f}{total / length:>10.3f}   (flow call, Prefect overhead included)")
-    print(f"ranking per candidate: {seconds.get('rank', float('nan')) / result['candidates']:.2f} s ({result['candidates']} candidates)")
+    print(f"ranking per candidate: {seconds.get('rank', float('nan')) / result.candidates:.2f} s ({result.candidates} candidates)")
     print(f"peak RSS: {rss.peak_kb / 1024:.0f} MB in this process; largest child process (ffmpeg, server): {children_kb / 1024:.0f} MB")
-    print(f"outputs: {result['folder']}")
+    print(f"outputs: {result.folder}")
     return 0
 
 

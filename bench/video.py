@@ -6,8 +6,9 @@ real 4-minute cover, at 720p30 and 1080p30.
 The cover is made here the way the pipeline makes one: the song's first --seconds transcribed by
 basic-pitch, arranged in the two-hands style on its tracked beats, rendered by FluidSynth, and a
 thumbnail lettered with the title (the intro card). `--cover DIR` uses a song folder of a real run
-instead (its winner.mid, winner.flac and thumbnail.jpg). Peak memory is the largest sum of the
-resident memory of this process and everything it started (workers, FFmpegs), sampled every 50 ms.
+instead (its winner.mid, winner.flac and thumbnail.jpg). Each render runs in a fresh Python process;
+its peak memory is the largest sum of the resident memory of that process and everything it
+started (workers, FFmpegs), sampled every 50 ms.
 
 Targets (issue 16, 2 CPU cores): falling_notes 1080p30 >= 2x realtime, 720p30 >= 4x; still
 picture >= 100x; peak memory <= 1 GB.
@@ -24,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -40,55 +40,53 @@ from covermill.tasks.core.audio import probe  # noqa: E402
 from covermill.tasks.core.midi import write_piece  # noqa: E402
 from covermill.tasks.core.records import Song  # noqa: E402
 from covermill.tasks.cover.render import render_winner  # noqa: E402
-from covermill.tasks.media.falling_notes.encoder import make_falling_notes_video  # noqa: E402
 from covermill.tasks.media.falling_notes.timeline import NoteTimeline  # noqa: E402
 from covermill.tasks.media.thumbnail import make_thumbnail  # noqa: E402
-from covermill.tasks.media.video import make_still_video  # noqa: E402
 
 SIZES = {"720p30": (1280, 720), "1080p30": (1920, 1080)}
 
 
-class TreeRss:
-    """The peak of (this process + all its descendants)' VmRSS, sampled while the block runs."""
+def tree_kb(root: int) -> int:
+    """The resident memory (VmRSS) of process `root` and all its descendants, in kB."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(entry)] = int(fields.get("PPid", "0").strip())
+        rss[int(entry)] = int(fields["VmRSS"].split()[0]) if "VmRSS" in fields else 0
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(rss.get(pid, 0) for pid in tree)
 
-    def __init__(self, interval: float = 0.05):
-        self.interval, self.peak_kb = interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    @staticmethod
-    def _tree_kb() -> int:
-        parents: dict[int, int] = {}
-        rss: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                status = Path(f"/proc/{entry}/status").read_text()
-            except OSError:
-                continue
-            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            parents[int(entry)] = int(fields.get("PPid", "0").strip())
-            rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
-        tree, grew = {os.getpid()}, True
-        while grew:
-            found = {pid for pid, parent in parents.items() if parent in tree} - tree
-            tree |= found
-            grew = bool(found)
-        return sum(rss.get(pid, 0) for pid in tree)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, self._tree_kb())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> TreeRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+# One render in a fresh process: argv = style, width, height, workers, midi, flac, thumbnail, target.
+RENDER = """
+import sys, time
+from pathlib import Path
+from covermill.flows.config import load_config
+from covermill.tasks.media.falling_notes.encoder import make_falling_notes_video
+from covermill.tasks.media.falling_notes.timeline import NoteTimeline
+from covermill.tasks.media.video import make_still_video
+style, width, height, workers, midi, flac, thumbnail, target = sys.argv[1:]
+video = load_config(None).video
+settings = video.model_copy(update={"width": int(width), "height": int(height), "fps": 30.0,
+    "falling_notes": video.falling_notes.model_copy(update={"workers": int(workers) or None})})
+started = time.perf_counter()
+if style == "still":
+    make_still_video(Path(thumbnail), Path(flac), Path(target), settings)
+else:
+    make_falling_notes_video(NoteTimeline.read(Path(midi)), Path(flac), Path(target), settings, Path(thumbnail))
+print(time.perf_counter() - started)
+"""
 
 
 def make_cover(song: Path, seconds: float, folder: Path) -> tuple[Path, Path, Path]:
@@ -107,14 +105,19 @@ def make_cover(song: Path, seconds: float, folder: Path) -> tuple[Path, Path, Pa
     return midi, flac, thumbnail
 
 
-def measure(label: str, render, length: float) -> dict[str, float]:
-    with TreeRss() as memory:
-        started = time.perf_counter()
-        render()
-        seconds = time.perf_counter() - started
-    figures = {"seconds": round(seconds, 2), "realtime": round(length / seconds, 1), "peak_mb": round(memory.peak_kb / 1024)}
-    print(f"{label:28s} {seconds:7.2f} s  {length / seconds:6.1f}x realtime  peak {memory.peak_kb / 1024:5.0f} MB", flush=True)
-    return figures
+def measure(label: str, args: list[str], length: float) -> dict[str, float]:
+    """Seconds, multiple of realtime and peak memory of one render (RENDER with `args`). The seconds
+    are the render's own (reading the MIDI included), not Python's start and imports."""
+    render = subprocess.Popen([sys.executable, "-c", RENDER, *args], stdout=subprocess.PIPE, text=True)
+    peak = 0
+    while render.poll() is None:
+        peak = max(peak, tree_kb(render.pid))
+        time.sleep(0.05)
+    if render.returncode != 0:
+        sys.exit(f"{label}: the render failed (exit {render.returncode})")
+    seconds = float(render.stdout.read().split()[-1])
+    print(f"{label:32s} {seconds:7.2f} s  {length / seconds:6.1f}x realtime  peak {peak / 1024:5.0f} MB", flush=True)
+    return {"seconds": round(seconds, 2), "realtime": round(length / seconds, 1), "peak_mb": round(peak / 1024)}
 
 
 def main() -> int:
@@ -126,7 +129,6 @@ def main() -> int:
     parser.add_argument("--cover", type=Path, help="a song folder of a real run to use instead (winner.mid, winner.flac, thumbnail.jpg)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    config = load_config(None)
     with tempfile.TemporaryDirectory(prefix="covermill-bench-video-") as tmp:
         folder = Path(tmp)
         if args.cover:
@@ -142,16 +144,16 @@ def main() -> int:
         timeline = NoteTimeline.read(midi)
         print(f"cover: {length:.1f} s, {len(timeline)} notes ({len(timeline) / length:.1f} a second), {os.cpu_count()} CPU cores")
         figures: dict[str, object] = {"cover_seconds": round(length, 2), "notes": len(timeline), "cores": os.cpu_count()}
+        files = [str(midi), str(flac), str(thumbnail)]
         for name, (width, height) in SIZES.items():
-            settings = config.video.model_copy(update={"width": width, "height": height, "fps": 30.0})
-            one = settings.model_copy(update={"falling_notes": settings.falling_notes.model_copy(update={"workers": 1})})
+            size = [str(width), str(height)]
             runs = {
-                f"still {name}": lambda s=settings: make_still_video(thumbnail, flac, folder / "still.mp4", s),
-                f"falling_notes {name}": lambda s=settings: make_falling_notes_video(timeline, flac, folder / "falling.mp4", s, thumbnail),
-                f"falling_notes {name}, 1 process": lambda s=one: make_falling_notes_video(timeline, flac, folder / "falling.mp4", s, thumbnail),
+                f"still {name}": ["still", *size, "0", *files, str(folder / "still.mp4")],
+                f"falling_notes {name}": ["falling_notes", *size, "0", *files, str(folder / "falling.mp4")],
+                f"falling_notes {name}, 1 process": ["falling_notes", *size, "1", *files, str(folder / "falling.mp4")],
             }
-            for label, render in runs.items():
-                figures[label] = measure(label, render, length)
+            for label, render_args in runs.items():
+                figures[label] = measure(label, render_args, length)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

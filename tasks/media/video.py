@@ -144,7 +144,7 @@ def _falling_notes(song: Song, folder: SongFolder, settings: VideoSettings, log)
 def _progress(song: Song, description: str, log) -> Callable[[float], None]:  # noqa: ANN001 (a logger)
     """Progress in the log every 10 % and in a Prefect progress artifact (when inside a run)."""
     try:
-        move = progress_bar("video", song, description)
+        move = progress_bar("video-render", song, description)  # "video" is the link to the finished file
     except MissingContextError:
         move = None
     said = [-1]

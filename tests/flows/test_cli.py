@@ -158,13 +158,14 @@ def test_a_song_run_leaves_its_artifacts_in_the_prefect_ui(dry_run):
 
     out, _, _ = dry_run
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
-    keys = {kind: artifact_key(kind, folder.name) for kind in ("ranking", "generate", "thumbnail", "video", "midi", "review")}
+    keys = {kind: artifact_key(kind, folder.name) for kind in ("ranking", "generate", "video-render", "thumbnail", "video", "midi", "review")}
     with get_client(sync_client=True) as client:
         found = client.read_latest_artifacts(artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=list(keys.values()))))
     artifacts = {a.key: a for a in found}
     assert set(artifacts) == set(keys.values())
     assert artifacts[keys["ranking"]].type == "table"
-    assert artifacts[keys["generate"]].type == "progress" and float(artifacts[keys["generate"]].data) == 100.0
+    for progress in ("generate", "video-render"):
+        assert artifacts[keys[progress]].type == "progress" and float(artifacts[keys[progress]].data) == 100.0
     for kind, name in (("thumbnail", "thumbnail.jpg"), ("video", "video.mp4"), ("midi", "winner.mid"), ("review", "review.html")):
         assert artifacts[keys[kind]].type == "markdown" or artifacts[keys[kind]].type == "link"
         assert (folder / name).resolve().as_uri() in artifacts[keys[kind]].data

@@ -1,15 +1,15 @@
 """The falling-notes video: frames streamed to FFmpeg as raw yuv420p, time ranges in parallel.
 
 The song's frames are split into as many equal time ranges as there are workers (one per CPU
-core by default). Each range is drawn by its own process (painter.py) and piped, frame by frame,
+core by default, at most 8). Each range is drawn by its own process (painter.py) and piped, frame by frame,
 to its own FFmpeg as raw video: no image file per frame, no colour conversion. The H.264 ranges are
 then joined by stream copy (FFmpeg's concat demuxer) while the audio is encoded, so no frame is
 encoded twice. Frame k shows the piece at k / fps seconds; the video has round(duration * fps)
 frames, so it ends with the audio to within half a frame.
 
-Measured on this 2-core machine with a dense test timeline: 1080p30 drawn and encoded at 4.7x
-realtime in one process (x264 veryfast), 720p30 at 10x; drawing is about 0.2 ms a frame, the
-rest is x264.
+Measured on 2 cores (bench/video.py, a real 4-minute cover of 5785 notes): 1080p30 at 5.4x
+realtime in two ranges, 4.6x in one; 720p30 at 10.1x and 8.6x. Drawing is ~0.2 ms of a frame; the
+rest is x264 (veryfast).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ TOOL_TIMEOUT_S = 600.0
 # The whole render is stopped past this multiple of the song's length (plus a minute): 1080p30
 # renders at several times realtime here, so this is a hung encoder, not a slow machine.
 RENDER_TIMEOUT_FACTOR = 4.0
+DEFAULT_MAX_WORKERS = 8
 
 
 class FallingNotesSettings(Settings):
@@ -50,7 +51,9 @@ class FallingNotesSettings(Settings):
     intro_seconds: float = Field(3.0, ge=0, le=30)  # the thumbnail with its title over the first seconds (0: none)
     fade_seconds: float = Field(1.0, ge=0, le=10)  # the intro card's fade out, within intro_seconds
     split: int = Field(60, ge=21, le=108)  # a one-track MIDI: the right hand from this pitch up
-    workers: int | None = Field(None, ge=1, le=64)  # time ranges drawn at once; None: one per CPU core
+    # time ranges drawn at once; None: one per CPU core, at most 8 (a 1080p range holds ~200 MB:
+    # 841 MB at the peak for two on 2 cores)
+    workers: int | None = Field(None, ge=1, le=64)
     min_range_seconds: float = Field(20.0, gt=0)  # a shorter range is not worth a process (~0.5 s to start one)
     # A longer song gets the still picture instead (its falling notes would take over 10 minutes on 2 cores).
     max_minutes: float = Field(20.0, gt=0)
@@ -148,7 +151,7 @@ def make_falling_notes_video(timeline: NoteTimeline, audio: Path, target: Path, 
     if duration <= 0:
         raise CovermillError(f"{audio}: the audio has no length; render the cover again.")
     frames = max(1, round(duration * video.fps))
-    workers = style.workers or os.cpu_count() or 1
+    workers = style.workers or min(os.cpu_count() or 1, DEFAULT_MAX_WORKERS)
     spans = split_frames(frames, workers, round(style.min_range_seconds * video.fps))
     threads = max(1, (os.cpu_count() or 1) // len(spans))
     card_yuv = intro_card(card, video.width, video.height) if card is not None and style.intro_seconds > 0 else None
