@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import ffmpeg
-from prefect.exceptions import MissingContextError
+from prefect.context import FlowRunContext, TaskRunContext
 from pydantic import Field, field_validator
 
 from covermill.tasks.core.atomic import atomic_output
@@ -142,18 +142,19 @@ def _falling_notes(song: Song, folder: SongFolder, settings: VideoSettings, log)
 
 
 def _progress(song: Song, description: str, log) -> Callable[[float], None]:  # noqa: ANN001 (a logger)
-    """Progress in the log every 10 % and in a Prefect progress artifact (when inside a run)."""
-    try:
-        move = progress_bar("video-render", song, description)  # "video" is the link to the finished file
-    except MissingContextError:
-        move = None
-    said = [-1]
+    """Progress in the log every 10 % and in a Prefect progress artifact (inside a run only: outside
+    one, creating an artifact would start a temporary Prefect server)."""
+    inside_a_run = FlowRunContext.get() is not None or TaskRunContext.get() is not None
+    # the key "video" is the link to the finished file (run_artifacts.link_song_files)
+    move = progress_bar("video-render", song, description) if inside_a_run else None
+    said = -1
     started = time.perf_counter()
 
     def report(fraction: float) -> None:
+        nonlocal said
         tenth = int(fraction * 10)
-        if tenth > said[0]:
-            said[0] = tenth
+        if tenth > said:
+            said = tenth
             log.info("video: %d %% (%.0f s)", tenth * 10, time.perf_counter() - started)
             if move is not None:
                 move(fraction)

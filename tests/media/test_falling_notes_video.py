@@ -207,3 +207,19 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "zombie"
+
+
+def test_the_stage_renders_the_song_folders_winner_with_progress_in_the_log(known, tmp_path, caplog):
+    """Outside a Prefect run (no artifact to move), the stage still reports progress in its log."""
+    midi, audio = known
+    song = Song(id="5eed5eed5eed5eed", source="x.ogg", source_id="file:x", title="Known", duration=10.0,
+                original=tmp_path / "x.ogg", audio=tmp_path / "x.ogg")
+    folder = SongFolder(tmp_path, song.id)
+    folder.root.mkdir()
+    folder.winner_midi.write_bytes(midi.read_bytes())
+    folder.winner_audio.write_bytes(audio.read_bytes())  # no thumbnail: no intro card
+    with caplog.at_level("INFO", logger="covermill.video"):
+        made = make_song_video(song, tmp_path, settings())
+    assert made == folder.video and streams(made)["video"]["r_frame_rate"] == "30/1"
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("video: ")]
+    assert said[0].startswith("video: 0 %") and said[-1].startswith("video: 100 %") and len(said) >= 3
