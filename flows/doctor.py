@@ -59,11 +59,16 @@ def check_soundfont(config: CovermillConfig) -> Check:
 
 
 def check_imagemagick(config: CovermillConfig) -> Check:
+    from covermill.tasks.media.imagemagick import POLICY_FOLDER  # the media package sets the policy first
+
     try:
         from wand.version import MAGICK_VERSION
     except ImportError as exc:
         return Check("ImageMagick (Wand)", False, f"Wand cannot load MagickWand ({exc})", f"{APT} libmagickwand-dev")
-    return Check("ImageMagick (Wand)", True, MAGICK_VERSION)
+    policy = POLICY_FOLDER / "policy.xml"
+    if not policy.is_file():
+        return Check("ImageMagick (Wand)", False, f"{MAGICK_VERSION}, but covermill's policy {policy} is missing", "reinstall covermill")
+    return Check("ImageMagick (Wand)", True, f"{MAGICK_VERSION}, under covermill's policy (JPEG and PNG only)")
 
 
 def check_fonts(config: CovermillConfig) -> Check:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import covermill.tasks.media  # noqa: F401 (ImageMagick's policy is set before any test module loads Wand, as in covermill)
+
 # Prefect must never reach out or reuse a developer's server from a test.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
