@@ -1,8 +1,30 @@
-"""Whether a source is a web address: the one test download, playlists, metadata and the gallery share.
+"""Whether a source is a web address: the one test download, playlists, metadata and the gallery share;
+and whether an endpoint may carry secrets.
 
 Only http(s) counts; anything else a user gives is a local path (and is refused as one if it is not a file).
 """
 
+import ipaddress
+from urllib.parse import urlsplit
+
 
 def is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
+
+
+def is_loopback(url: str) -> bool:
+    """Whether the URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def carries_secrets_safely(url: str) -> bool:
+    """https anywhere, or plain http to this machine only (a local proxy, the tests' fake YouTube):
+    tokens and client secrets are never sent in the clear over a network."""
+    scheme = urlsplit(url).scheme.lower()
+    return scheme == "https" or (scheme == "http" and is_loopback(url))

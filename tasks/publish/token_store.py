@@ -23,12 +23,17 @@ from pydantic import Field, field_validator
 
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.settings import Settings
+from covermill.tasks.core.urls import is_loopback
 
 if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials
 
 # Upload needs youtube.upload; playlists need youtube (thumbnails accept either).
 SCOPES = ("https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube")
+# Google's token endpoint, as Google's own libraries and client_secret.json files name it (the old
+# one still answers); an imported token naming another is refused (a loopback one is a local proxy).
+GOOGLE_TOKEN_URIS = frozenset({"https://oauth2.googleapis.com/token", "https://accounts.google.com/o/oauth2/token",
+                               "https://www.googleapis.com/oauth2/v4/token"})
 TESTING_TOKEN_DAYS = 7.0  # Google's limit for a refresh token of an app in Testing status
 AUTHORIZED_AT = "covermill_authorized_at"  # epoch seconds of the consent that granted the refresh token
 _DAY = 86400.0
@@ -73,6 +78,10 @@ def import_token(source: Path, settings: AuthSettings, work_dir: Path) -> Path:
     except ValueError:
         raise CovermillError(f"{source} is not a complete YouTube token file (it needs client_id and client_secret); "
                              "make one with `covermill auth` on a machine with a browser and import that.") from None
+    if credentials.token_uri not in GOOGLE_TOKEN_URIS and not is_loopback(credentials.token_uri):
+        # the refresh token and the client secret go to this address at every refresh
+        raise CovermillError(f"{source} names {credentials.token_uri!r} as its token endpoint, not Google's; "
+                             "make the token with `covermill auth` and import that.")
     if credentials.scopes and not set(SCOPES) <= set(credentials.scopes):
         raise CovermillError(f"the token in {source} does not grant YouTube upload and playlist access; "
                              "make one with `covermill auth`, which asks for both.")

@@ -26,6 +26,7 @@ from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Publication, Song, Upload
 from covermill.tasks.core.settings import Settings
+from covermill.tasks.core.urls import carries_secrets_safely
 from covermill.tasks.publish.channel import Channel, daily_limit
 from covermill.tasks.publish.quota import QuotaSettings, pacific_day
 from covermill.tasks.publish.request import PART, song_marker, video_body
@@ -54,6 +55,13 @@ class UploadSettings(Settings):
     language: str | None = None  # e.g. "en": defaultLanguage and defaultAudioLanguage
     api_root: str | None = None  # the API's root URL; null: YouTube's (a proxy or the tests' fake otherwise)
     quota: QuotaSettings = QuotaSettings()
+
+    @field_validator("api_root")
+    @classmethod
+    def _encrypted(cls, root: str | None) -> str | None:
+        if root is not None and not carries_secrets_safely(root):
+            raise ValueError(f"{root!r} would send the YouTube token unencrypted; use an https:// root (plain http only to 127.0.0.1)")
+        return root
 
     @field_validator("chunk_kib")
     @classmethod

@@ -312,3 +312,29 @@ def test_past_seven_days_google_decides(tmp_path, settings, fake, caplog):
     fake.revoke()
     with pytest.raises(CovermillError, match="run `covermill auth` again"):
         load_credentials(settings, tmp_path)
+
+
+def test_an_imported_token_naming_another_token_endpoint_is_refused(tmp_path, settings, fake):
+    """The refresh token and the client secret go to the token endpoint at every refresh: an imported
+    file may name Google's (or this machine's, a local proxy), not any other."""
+    made = stored_token(tmp_path / "made.json", fake, authorized_days_ago=1, expired=False)
+    info = json.loads(made.to_json())
+    for endpoint in ("https://collector.example.com/token", "http://10.0.0.5/token"):
+        hostile = tmp_path / "hostile.json"
+        hostile.write_text(json.dumps({**info, "token_uri": endpoint}))
+        with pytest.raises(CovermillError) as caught:
+            import_token(hostile, settings, tmp_path / "work")
+        assert endpoint in str(caught.value) and one_sentence(str(caught.value))
+    assert not (tmp_path / "work").exists()
+    google = tmp_path / "google.json"
+    google.write_text(json.dumps({**info, "token_uri": "https://oauth2.googleapis.com/token"}))
+    assert json.loads(import_token(google, settings, tmp_path / "work").read_text())["token_uri"] == "https://oauth2.googleapis.com/token"
+
+
+def test_the_api_root_must_be_https_unless_it_is_this_machine():
+    from covermill.tasks.publish.upload import UploadSettings
+
+    with pytest.raises(ValueError, match="unencrypted"):
+        UploadSettings(api_root="http://youtube-proxy.example.com/")
+    assert UploadSettings(api_root="https://youtube-proxy.example.com/").api_root.startswith("https")
+    assert UploadSettings(api_root="http://127.0.0.1:8080/").api_root.startswith("http://127.0.0.1")
