@@ -8,6 +8,7 @@ to find the traceback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -16,11 +17,18 @@ from covermill.tasks.core.errors import CovermillError
 T = TypeVar("T")
 
 
+# A URL's query in an unexpected error's text: an upload session's upload_id (which resumes, so
+# publishes, the upload), a signed download's signature, a key. The sentence keeps the address only.
+URL_QUERY = re.compile(r"(https?://[^\s'\"?#<>]+)[?#][^\s'\"<>]*", re.IGNORECASE)
+
+
 def failure_sentence(error: object, what: str) -> str:
-    """One sentence for what a failed run raised; `what` names the run (a source, "publishing")."""
+    """One sentence for what a failed run raised; `what` names the run (a source, "publishing").
+    The ledger, the gallery and the logs show it, so URLs in it lose their queries."""
     if isinstance(error, CovermillError):
         return str(error)
-    return f"{what}: unexpected failure ({error!r}); the traceback is in the run's log (or run again with --debug)."
+    text = URL_QUERY.sub(r"\1?...", repr(error))
+    return f"{what}: unexpected failure ({text}); the traceback is in the run's log (or run again with --debug)."
 
 
 @dataclass(frozen=True)
