@@ -17,7 +17,28 @@ def ledger_path(out_dir: Path) -> Path:
 
 def gallery_index(out_dir: Path) -> Path:
     """The review gallery's index page, across every song of the work folder."""
-    return Path(out_dir) / "index.html"
+    return GalleryFolder(out_dir).index
+
+
+class GalleryFolder:
+    """The review gallery, `<out>/gallery/`: the pages and hard-linked copies of the files they show,
+    mirroring the work folder's layout (`<song id>/video.mp4`, ...). It is the one folder to serve
+    over HTTP: the ledger and the YouTube token stay outside it."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self.root = self.out_dir / "gallery"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.html"
+
+    def review_page(self, song_id: str) -> Path:
+        return self.root / song_id / "review.html"
+
+    def copy_of(self, path: Path) -> Path:
+        """Where the gallery shows a file of the work folder (`path` must lie inside it)."""
+        return self.root / Path(path).absolute().relative_to(self.out_dir.absolute())
 
 
 class SongFolder:
@@ -95,7 +116,12 @@ class SongFolder:
 
     @property
     def review_page(self) -> Path:
-        """The song's page of the review gallery."""
+        """The song's page of the review gallery (in the gallery's own folder)."""
+        return GalleryFolder(self.root.parent).review_page(self.root.name)
+
+    @property
+    def old_review_page(self) -> Path:
+        """Where the page was before the gallery had its own folder (removed when the gallery is written)."""
         return self.root / "review.html"
 
     @property

@@ -1,8 +1,8 @@
 """Prefect artifacts: what a person sees of a song's run in the Prefect UI.
 
 The ranking table (tasks/rank/ranking.py), a progress bar while candidates are made, and links to the
-song's thumbnail, video, MIDI and review page. Links point at `base_url` when the work folder is
-served over HTTP (gallery.base_url), else at the files themselves.
+song's thumbnail, video, MIDI and review page. Links point at the gallery's copies under `base_url`
+when the gallery folder is served over HTTP (gallery.base_url), else at the files themselves.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prefect.artifacts import create_link_artifact, create_progress_artifact, update_progress_artifact
 
-from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.core.layout import GalleryFolder, SongFolder
 from covermill.tasks.core.records import Song
 
 MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
@@ -43,9 +43,14 @@ def progress_bar(kind: str, song: Song, description: str) -> Callable[[float], N
 
 
 def file_link(path: Path, out_dir: Path, base_url: str | None) -> str:
-    if base_url:
-        return base_url.rstrip("/") + "/" + Path(path).resolve().relative_to(Path(out_dir).resolve()).as_posix()
-    return Path(path).resolve().as_uri()
+    """The served gallery's URL of a work-folder (or gallery) file when there is a base_url and the
+    gallery shows the file; else the file itself."""
+    gallery = GalleryFolder(out_dir)
+    path = Path(path).absolute()
+    shown = path if path.is_relative_to(gallery.root.absolute()) else gallery.copy_of(path)
+    if base_url and shown.is_file():
+        return base_url.rstrip("/") + "/" + shown.relative_to(gallery.root.absolute()).as_posix()
+    return path.resolve().as_uri()
 
 
 def link_song_files(song: Song, out_dir: Path, base_url: str | None, extra: dict[str, Path] | None = None) -> None:

@@ -5,9 +5,13 @@ shows one song: thumbnail and video, players for the original, the winner and th
 the full score table with each candidate's piano roll, player and reasons, each generator's
 outcome, the stages and the upload status.
 
-Every link is relative, so the folder can be opened from disk, copied, or served by any static
-server. The pages hold no script and load nothing from elsewhere; titles come from the internet,
-so the templates autoescape and a Content-Security-Policy forbids scripts should one slip through.
+The gallery has its own folder, `<out>/gallery/` (core/layout.py's GalleryFolder): the pages and
+hard links to the files they show (a copy where the filesystem has no hard links), in the work
+folder's layout. Serving that folder exposes nothing else: the ledger, the YouTube token and the
+working files stay outside it. Every link is relative, so the folder can be opened from disk,
+copied, or served by any static server. The pages hold no script and load nothing from elsewhere;
+titles come from the internet, so the templates autoescape and a Content-Security-Policy forbids
+scripts should one slip through.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +30,7 @@ import jinja2
 from pydantic import Field
 
 from covermill.tasks.core.atomic import write_text
-from covermill.tasks.core.layout import SongFolder, gallery_index, ledger_path
+from covermill.tasks.core.layout import GalleryFolder, SongFolder, gallery_index, ledger_path
 from covermill.tasks.core.ledger import APPROVAL_STAGE, GENERATOR_STAGE, IDENTITY_STAGE, THUMBNAIL_ART_STAGE, Ledger, State
 from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
 from covermill.tasks.core.settings import Settings
@@ -41,7 +48,7 @@ BROWSER_AUDIO = {".flac", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".webm", ".we
 class GallerySettings(Settings):
     enabled: bool = True  # read by the flow: false writes no pages
     top_candidates: int = Field(5, ge=0, description="players for the best-ranked candidates on a song's page (the winner and the original always have one)")
-    base_url: str | None = None  # where the work folder is served over HTTP, if it is: the Prefect UI's links use it
+    base_url: str | None = None  # where <out>/gallery is served over HTTP, if it is: the Prefect UI's links use it
 
 
 def index_path(out_dir: Path) -> Path:
@@ -69,8 +76,45 @@ def _href(target: Path, page_dir: Path) -> str:
     return quote(Path(os.path.relpath(target, page_dir)).as_posix())
 
 
-def _link(target: Path | None, page_dir: Path) -> str | None:
-    return _href(target, page_dir) if target is not None and target.is_file() else None
+def show_in_gallery(target: Path, out_dir: Path) -> Path:
+    """The gallery's copy of a work-folder file, made or refreshed: a hard link (the same bytes, no
+    space), or a copy where hard links are refused. A file replaced since (stages write atomically,
+    so a new file is a new inode) is linked again."""
+    copy = GalleryFolder(out_dir).copy_of(target)
+    try:
+        if copy.exists() and os.path.samefile(copy, target):
+            return copy
+    except OSError:
+        pass
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    staged = copy.with_name(f".{copy.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        try:
+            os.link(target, staged)
+        except OSError:  # another filesystem, or one without hard links
+            shutil.copy2(target, staged)
+        os.replace(staged, copy)
+    finally:
+        staged.unlink(missing_ok=True)
+    return copy
+
+
+def _link(target: Path | None, out_dir: Path, page_dir: Path) -> str | None:
+    """A relative URL from a page to the gallery's copy of a work-folder file; None when the file is missing."""
+    if target is None or not Path(target).is_file():
+        return None
+    return _href(show_in_gallery(Path(target), out_dir), page_dir)
+
+
+# An absolute local path in a reason or a source ("/home/ann/Music/x.ogg: no such file"): the pages
+# show its last part only, so a served gallery does not tell the machine's layout. A URL's path
+# (after "//host") is left alone.
+LOCAL_PATH = re.compile(r"(?<![\w:/.~-])(?:~|/)[^\s:;,'\"()<>]*/([^\s:;,'\"()<>/]+)")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute local path cut to its file name."""
+    return LOCAL_PATH.sub(r"\1", text)
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -117,7 +161,7 @@ def _stage_rows(ledger: Ledger, song_id: str) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         state, detail = ledger.stage_state(song_id, name) or (states[name], "")
-        rows.append({"name": name, "state": state, "detail": detail,
+        rows.append({"name": name, "state": state, "detail": without_paths(detail),
                      "seconds": f"{seconds[name]:.1f} s" if name in seconds else ""})
     return rows
 
@@ -129,7 +173,7 @@ def _upload_status(ledger: Ledger, song_id: str, states: dict[str, str]) -> dict
         when = f", scheduled for {upload.publish_at}" if upload.publish_at else ""
         return {"kind": "published", "text": f"on YouTube{when}", "url": f"https://youtu.be/{quote(upload.video_id, safe='')}"}
     if states.get("upload") == State.FAILED:
-        detail = (ledger.stage_state(song_id, "upload") or ("", ""))[1]
+        detail = without_paths((ledger.stage_state(song_id, "upload") or ("", ""))[1])
         return {"kind": "failed", "text": f"upload failed: {detail}" if detail else "upload failed", "url": None}
     if states.get("video") != State.DONE:
         return None
@@ -168,12 +212,12 @@ def _pick_score(ranking: Ranking | None) -> Score | None:
     return next((s for s in ranking.scores if s.candidate_id == ranking.pick), None)
 
 
-def _original_player(folder: SongFolder, page_dir: Path) -> dict[str, Any] | None:
+def _original_player(folder: SongFolder, out_dir: Path, page_dir: Path) -> dict[str, Any] | None:
     original = folder.find_original()
     if original is not None and original.suffix.lower() in BROWSER_AUDIO:
-        return {"label": "original", "note": original.name, "src": _href(original, page_dir)}
+        return {"label": "original", "note": original.name, "src": _link(original, out_dir, page_dir)}
     if folder.audio.is_file():
-        return {"label": "original", "note": "decoded working copy", "src": _href(folder.audio, page_dir)}
+        return {"label": "original", "note": "decoded working copy", "src": _link(folder.audio, out_dir, page_dir)}
     return None
 
 
@@ -181,7 +225,7 @@ def _verdict(score: Score, pick: str | None) -> str:
     if score.candidate_id == pick:
         return "pick"
     if score.rejected:
-        return f"rejected: {score.reject_reason}"
+        return f"rejected: {without_paths(score.reject_reason or '')}"
     return "outside the identity floor: far less similar than the closest" if score.outside_floor else ""
 
 
@@ -193,16 +237,18 @@ def _fluency(fluency: Fluency | None) -> dict[str, str]:
             "hands": f"{fluency.two_hand_share:.1%}"}
 
 
-def _score_rows(ranking: Ranking | None, candidates: dict[str, Candidate], folder: SongFolder, page_dir: Path) -> list[dict[str, Any]]:
+def _score_rows(ranking: Ranking | None, candidates: dict[str, Candidate], folder: SongFolder, out_dir: Path,
+                page_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for place, score in enumerate(ranking.scores if ranking else [], start=1):
         candidate = candidates.get(score.candidate_id)
         rows.append({
             "rank": place,
             "candidate": score.candidate_id,
-            "midi": _link(folder.candidate_midi(score.candidate_id), page_dir),
-            "audio": _link(folder.candidate_audio(score.candidate_id), page_dir),
-            "roll": _link(fresh_piano_roll(folder.candidate_midi(score.candidate_id), folder.candidate_roll(score.candidate_id)), page_dir),
+            "midi": _link(folder.candidate_midi(score.candidate_id), out_dir, page_dir),
+            "audio": _link(folder.candidate_audio(score.candidate_id), out_dir, page_dir),
+            "roll": _link(fresh_piano_roll(folder.candidate_midi(score.candidate_id), folder.candidate_roll(score.candidate_id)),
+                          out_dir, page_dir),
             "generator": candidate.generator if candidate else "",
             "style": candidate.style if candidate else "",
             "arranger": "" if candidate is None or candidate.arranger is None else candidate.arranger,
@@ -219,12 +265,13 @@ def _score_rows(ranking: Ranking | None, candidates: dict[str, Candidate], folde
     return rows
 
 
-def _players(folder: SongFolder, ranking: Ranking | None, rows: list[dict[str, Any]], top: int, page_dir: Path) -> list[dict[str, Any]]:
+def _players(folder: SongFolder, ranking: Ranking | None, rows: list[dict[str, Any]], top: int, out_dir: Path,
+             page_dir: Path) -> list[dict[str, Any]]:
     players = []
-    original = _original_player(folder, page_dir)
+    original = _original_player(folder, out_dir, page_dir)
     if original is not None:
         players.append(original)
-    winner = _link(folder.winner_audio, page_dir)
+    winner = _link(folder.winner_audio, out_dir, page_dir)
     if winner is not None and ranking is not None and ranking.pick:
         players.append({"label": "winner", "note": ranking.pick, "src": winner})
     for row in [r for r in rows if r["audio"]][:top]:
@@ -244,7 +291,7 @@ def _summary(out_dir: Path, ledger: Ledger, song: Song, page_dir: Path) -> dict[
         "artist": song.artist,
         "duration": _duration(song.duration) if song.duration > 0 else "",
         "source_url": song.source if is_url(song.source) else "",  # a local path is private
-        "thumbnail": _link(folder.thumbnail, page_dir),
+        "thumbnail": _link(folder.thumbnail, out_dir, page_dir),
         "page": _href(song_page_path(out_dir, song.id), page_dir),
         "pick": ranking.pick if ranking else None,
         "combined": _number(pick.combined) if pick else "",
@@ -262,19 +309,19 @@ def song_context(out_dir: Path, ledger: Ledger, song_id: str, settings: GalleryS
     page_dir = song_page_path(out_dir, song_id).parent
     ranking = ledger.ranking(song_id)
     candidates = {c.id: c for c in ledger.candidates(song_id)}
-    rows = _score_rows(ranking, candidates, folder, page_dir)
+    rows = _score_rows(ranking, candidates, folder, out_dir, page_dir)
     states = ledger.stages(song_id)
     outcomes = ledger.generator_outcomes(song_id)
     return {
         "song": _summary(out_dir, ledger, song, page_dir),
         "index": _href(index_path(out_dir), page_dir),
-        "video": _link(folder.video, page_dir),
-        "winner_midi": _link(folder.winner_midi, page_dir),
-        "ranking_file": _link(folder.ranking, page_dir),
-        "players": _players(folder, ranking, rows, settings.top_candidates, page_dir),
+        "video": _link(folder.video, out_dir, page_dir),
+        "winner_midi": _link(folder.winner_midi, out_dir, page_dir),
+        "ranking_file": _link(folder.ranking, out_dir, page_dir),
+        "players": _players(folder, ranking, rows, settings.top_candidates, out_dir, page_dir),
         "scores": rows,
         "accepted": sum(not r["rejected"] for r in rows),
-        "generators": [{"name": name, "state": state, "reason": reason} for name, (state, reason) in sorted(outcomes.items())],
+        "generators": [{"name": name, "state": state, "reason": without_paths(reason)} for name, (state, reason) in sorted(outcomes.items())],
         "stages": _stage_rows(ledger, song_id),
         "upload": _upload_status(ledger, song_id, states),
     }
@@ -284,6 +331,7 @@ def write_song_page(out_dir: Path, ledger: Ledger, song_id: str, settings: Galle
     """`<out>/<song id>/review.html`, atomically; returns its path."""
     context = song_context(Path(out_dir), ledger, song_id, settings or GallerySettings())
     html = _environment().get_template("gallery_song.html.j2").render(**context)
+    SongFolder(out_dir, song_id).old_review_page.unlink(missing_ok=True)
     return write_text(song_page_path(out_dir, song_id), html)
 
 
@@ -295,11 +343,12 @@ def write_gallery(out_dir: Path, settings: GallerySettings | None = None) -> Pat
     songs = list(reversed(ledger.songs()))  # the ledger lists them oldest first
     for song in songs:
         write_song_page(out_dir, ledger, song.id, settings)
-    entries = [_summary(out_dir, ledger, song, out_dir) for song in songs]
+    entries = [_summary(out_dir, ledger, song, GalleryFolder(out_dir).root) for song in songs]
     # playlist entries that never became a song (the download failed): only the nightly's archive knows them
     known = {song.id for song in songs}
-    unfinished = [{"source": source, "reason": detail, "attempts": attempts}
+    unfinished = [{"source": source if is_url(source) else Path(source).name, "reason": without_paths(detail), "attempts": attempts}
                   for source, song_id, state, detail, attempts in ledger.entries()
                   if state == State.FAILED and song_id not in known]
     html = _environment().get_template("gallery_index.html.j2").render(songs=entries, unfinished=unfinished)
+    (out_dir / "index.html").unlink(missing_ok=True)  # where the index was before the gallery had its own folder
     return write_text(index_path(out_dir), html)

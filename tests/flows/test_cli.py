@@ -122,13 +122,14 @@ def test_a_bad_source_does_not_stop_the_others(dry_run):
     assert result.stderr.strip().splitlines() == [f"covermill: {missing}: no such file; check the path."]
     assert "1 of 2 songs done, 1 failed." in result.stdout
     assert "video:" in result.stdout and "MIDI:" in result.stdout and "ranking:" in result.stdout
-    assert f"all songs: {out / 'index.html'}" in result.stdout and (out / "index.html").exists()
+    index = out / "gallery" / "index.html"
+    assert f"all songs: {index}" in result.stdout and index.exists()
 
 
 @pytest.mark.server
 def test_dry_run_makes_every_output(dry_run):
     out, result, _ = dry_run
-    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    (folder,) = [p for p in out.iterdir() if p.is_dir() and p.name != "gallery"]
     for name in ("original.ogg", "audio.wav", "ranking.json", "winner.mid", "winner.flac", "thumbnail.jpg", "video.mp4",
                  "metadata.json", "upload_request.json"):
         assert (folder / name).stat().st_size > 0, name
@@ -157,7 +158,7 @@ def test_a_song_run_leaves_its_artifacts_in_the_prefect_ui(dry_run):
     from covermill.tasks.core.run_artifacts import artifact_key
 
     out, _, _ = dry_run
-    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    (folder,) = [p for p in out.iterdir() if p.is_dir() and p.name != "gallery"]
     keys = {kind: artifact_key(kind, folder.name) for kind in ("ranking", "generate", "video-render", "thumbnail", "video", "midi", "review")}
     with get_client(sync_client=True) as client:
         found = client.read_latest_artifacts(artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=list(keys.values()))))
@@ -166,15 +167,17 @@ def test_a_song_run_leaves_its_artifacts_in_the_prefect_ui(dry_run):
     assert artifacts[keys["ranking"]].type == "table"
     for progress in ("generate", "video-render"):
         assert artifacts[keys[progress]].type == "progress" and float(artifacts[keys[progress]].data) == 100.0
-    for kind, name in (("thumbnail", "thumbnail.jpg"), ("video", "video.mp4"), ("midi", "winner.mid"), ("review", "review.html")):
+    review = out / "gallery" / folder.name / "review.html"
+    for kind, path in (("thumbnail", folder / "thumbnail.jpg"), ("video", folder / "video.mp4"), ("midi", folder / "winner.mid"),
+                       ("review", review)):
         assert artifacts[keys[kind]].type == "markdown" or artifacts[keys[kind]].type == "link"
-        assert (folder / name).resolve().as_uri() in artifacts[keys[kind]].data
+        assert path.resolve().as_uri() in artifacts[keys[kind]].data
 
 
 @pytest.mark.server
 def test_rerun_skips_finished_stages_and_finishes_unfinished_ones(dry_run, clips):
     out, _, _ = dry_run
-    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    (folder,) = [p for p in out.iterdir() if p.is_dir() and p.name != "gallery"]
     outputs = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("metadata.json", "upload_request.json", "review.html")]  # rewritten by every run
     before = {p: p.stat().st_mtime_ns for p in outputs}
     # A run killed while encoding: the video never landed and its stage never finished.

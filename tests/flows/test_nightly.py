@@ -115,7 +115,7 @@ def test_a_broken_entry_is_recorded_and_the_others_are_covered(night):
         assert request["request"]["videos.insert"]["body"]["snippet"]["title"].startswith(song.title)
         assert f"Source: {song.source}" in request["request"]["videos.insert"]["body"]["snippet"]["description"]
     assert "dry run: 2 uploaded" not in first.stdout and "## Upload" in first.stdout
-    index = (out / "index.html").read_text()  # the review gallery lists both songs and the broken entry
+    index = (out / "gallery" / "index.html").read_text()  # the review gallery lists both songs and the broken entry
     assert all(f'id="song-{song.id}"' in index for song in songs)
     assert f"{base}/missing.ogg" in index and "404" in index
 

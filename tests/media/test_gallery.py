@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpx
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from covermill.flows.cli import app
-from covermill.tasks.core.layout import SongFolder, ledger_path, song_id_for
+from covermill.tasks.core.layout import GalleryFolder, SongFolder, ledger_path, song_id_for
 from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Song, Upload
 from covermill.tasks.media.gallery import GallerySettings, index_path, song_page_path, write_gallery, write_song_page
@@ -94,24 +95,26 @@ def gallery(prefect_server, clips, tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("gallery-out")
     result = CliRunner().invoke(app, ["run", str(clips["song_a"]), "--out", str(out), "--dry-run"], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
-    (real,) = [p.name for p in out.iterdir() if p.is_dir()]
+    (real,) = [p.name for p in out.iterdir() if p.is_dir() and p.name != "gallery"]
     published = add_published(out, real)
     failed = add_failed_download(out)
+    (out / "youtube-token.json").write_text('{"refresh_token": "SECRET-REFRESH-TOKEN"}')  # as `covermill auth` leaves it
     index = write_gallery(out)
-    with http_server(out) as base:
-        yield {"out": out, "index": index, "base": base, "real": real, "published": published, "failed": failed,
+    site = GalleryFolder(out).root
+    with http_server(site) as base:  # what the README says to serve
+        yield {"out": out, "site": site, "index": index, "base": base, "real": real, "published": published, "failed": failed,
                "clip": clips["song_a"], "songs": [real, published, failed]}
 
 
 @pytest.fixture(scope="module")
 def seen(gallery) -> dict[str, dict[str, Any]]:
     """Each page as one browser saw it: its errors, its DOM's facts, and (song pages) what its players decoded."""
-    out, base = gallery["out"], gallery["base"]
+    out, site, base = gallery["out"], gallery["site"], gallery["base"]
     pages = {"index": index_path(out)} | {song: song_page_path(out, song) for song in gallery["songs"]}
     found = {}
     with open_page("about:blank") as page:
         for name, path in pages.items():
-            url = f"{base}/{path.relative_to(out).as_posix()}"
+            url = f"{base}/{path.relative_to(site).as_posix()}"
             start = len(page.errors)
             page.goto(url)
             facts = page.evaluate(READ_PAGE)
@@ -140,29 +143,29 @@ def expected_verdict(score: dict[str, Any], pick: str | None) -> str:
     return "outside the identity floor: far less similar than the closest" if score["outside_floor"] else ""
 
 
-def served_file(out: Path, base: str, page_url: str, src: str) -> Path:
-    """The file under `out` that a relative src on `page_url` names, as the server resolves it."""
+def served_file(site: Path, base: str, page_url: str, src: str) -> Path:
+    """The file under the served `site` that a relative src on `page_url` names, as the server resolves it."""
     url = urljoin(page_url, src)
     assert url.startswith(base + "/"), f"{src} leaves the gallery: {url}"
-    path = (out / unquote(urlsplit(url).path).lstrip("/")).resolve()
-    assert path.is_relative_to(out.resolve()), path
+    path = (site / unquote(urlsplit(url).path).lstrip("/")).resolve()
+    assert path.is_relative_to(site.resolve()), path
     return path
 
 
 @pytest.mark.browser
 @pytest.mark.server
 def test_every_player_and_picture_points_at_a_file_that_exists(gallery):
-    out, base = gallery["out"], gallery["base"]
-    assert gallery["index"] == out / "index.html" and gallery["index"].is_file()
+    out, site, base = gallery["out"], gallery["site"], gallery["base"]
+    assert gallery["index"] == out / "gallery" / "index.html" and gallery["index"].is_file()
     counts = {}
     for name, path in [("index", index_path(out))] + [(s, song_page_path(out, s)) for s in gallery["songs"]]:
         assert path.is_file(), path
-        url = f"{base}/{path.relative_to(out).as_posix()}"
+        url = f"{base}/{path.relative_to(site).as_posix()}"
         dom = Sources(dump_dom(url)).found  # the DOM chromium built, not the file we wrote
         assert dom["script"] == []
         for tag in ("audio", "img", "video"):
             for element in dom[tag]:
-                target = served_file(out, base, url, element["src"])
+                target = served_file(site, base, url, element["src"])
                 assert target.is_file() and target.stat().st_size > 0, f"{name}: <{tag} src={element['src']}> -> {target}"
         assert all(a.get("controls") is not None and a.get("preload") == "none" for a in dom["audio"] + dom["video"])
         counts[name] = (len(dom["audio"]), len(dom["img"]), len(dom["video"]))
@@ -215,6 +218,24 @@ def test_the_score_table_follows_the_ranking(gallery, seen):
     assert players[:5] == [f"{s['candidate_id']}.flac" for s in ranking["scores"][:5]]
     assert players[7 - 2:] == [f"{s['candidate_id']}.flac" for s in ranking["scores"]]
     assert seen[gallery["real"]]["rolls"] == [f"{s['candidate_id']}.png" for s in ranking["scores"]]
+
+
+@pytest.mark.server
+def test_serving_the_gallery_exposes_nothing_but_its_pages_and_the_files_they_show(gallery):
+    out, site, base = gallery["out"], gallery["site"], gallery["base"]
+    assert (out / "ledger.sqlite").is_file() and (out / "youtube-token.json").is_file()
+    for secret in ("ledger.sqlite", "youtube-token.json", "../ledger.sqlite", "%2e%2e/youtube-token.json", f"{gallery['real']}/audio.wav/../../ledger.sqlite"):
+        answer = httpx.get(f"{base}/{secret}")
+        assert answer.status_code == 404 and b"SECRET" not in answer.content, secret
+    listing = httpx.get(f"{base}/").text  # a directory listing, as python -m http.server gives
+    assert "ledger" not in listing and "token" not in listing
+    # every file in the gallery is a page or the same bytes as a work-folder file a page shows
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix != ".html":
+            original = out / path.relative_to(site)
+            assert original.is_file() and path.read_bytes() == original.read_bytes(), path
+            assert path.suffix in {".ogg", ".wav", ".flac", ".mp4", ".jpg", ".png", ".mid", ".json"}, path
+    assert not list(out.glob("index.html")) and not list(out.glob("*/review.html"))  # nothing left where pages used to be
 
 
 @pytest.mark.browser

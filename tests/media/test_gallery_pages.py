@@ -107,3 +107,20 @@ def test_the_score_table_shows_fluency_and_the_identity_floor(tmp_path):
 def test_an_empty_folder_gets_an_empty_index(tmp_path):
     index = write_gallery(tmp_path / "out")
     assert "No songs yet" in index.read_text(encoding="utf-8")
+
+
+def test_pages_show_file_names_not_the_machines_paths(tmp_path):
+    """A served gallery must not tell the machine's layout: reasons and sources lose their folders."""
+    ledger = Ledger(ledger_path(tmp_path))
+    folder = SongFolder(tmp_path, "s1")
+    ledger.record_song(Song(id="s1", source="/home/ann/Music/song.ogg", source_id="test:s1", title="s1", duration=25.0,
+                            original=folder.original(".ogg"), audio=folder.audio))
+    ledger.mark("s1", "render", State.FAILED, "/usr/share/sounds/sf2/Missing.sf2: no such soundfont; set render.soundfont.")
+    ledger.record_entry("/home/ann/Music/broken.ogg", State.FAILED, "/home/ann/Music/broken.ogg: not audio; check the file.")
+    ledger.record_entry("https://example.com/a/b.ogg", State.FAILED, "https://example.com/a/b.ogg: HTTP Error 404")
+    index = write_gallery(tmp_path).read_text(encoding="utf-8")
+    page = (tmp_path / "gallery" / "s1" / "review.html").read_text(encoding="utf-8")
+    for html in (index, page):
+        assert "/home/ann" not in html and "/usr/share" not in html
+    assert "Missing.sf2: no such soundfont" in page and "broken.ogg: not audio" in index
+    assert "https://example.com/a/b.ogg" in index  # a web address stays whole
