@@ -22,6 +22,7 @@ from covermill.tasks.core.atomic import write_json
 from covermill.tasks.core.errors import EveryCandidateRejected
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import APPROVAL_STAGE, IDENTITY_STAGE, Ledger, State
+from covermill.tasks.core.leftovers import remove_leftovers
 from covermill.tasks.core.records import Candidate, CoverResult, Generated, Publication, Ranking, Song
 from covermill.tasks.cover.download import download
 from covermill.tasks.cover.generate import generate_candidates
@@ -113,6 +114,27 @@ def write_publication(song: Song, winner: Candidate, ranking: Ranking, thumbnail
     return publication
 
 
+def switch_pick(song: Song, winner: Candidate, ranking: Ranking, folder: SongFolder, ledger: Ledger,
+                config: CovermillConfig) -> Ranking:
+    """Make `winner` the pick: the ranking, the winner's render, the video and metadata.json.
+
+    The winner and video stages are marked unfinished first and finished last: a run killed in
+    between finds them unfinished and makes them again from the new pick, rather than keeping the
+    old pick's render and video under the new pick's name."""
+    for stage in ("winner", "video"):
+        ledger.mark(song.id, stage, State.RUNNING, f"switching the pick to {winner.id}")
+    ranking = ranking.model_copy(update={"pick": winner.id})
+    write_ranking(folder.ranking, ranking)
+    ledger.record_ranking(song.id, ranking)
+    out = folder.root.parent
+    render_winner_task(song, winner, out, config.render)
+    ledger.mark(song.id, "winner", State.DONE, f"picked by a person: {winner.id}")
+    video = make_video_task(song, out, config.video)
+    ledger.mark(song.id, "video", State.DONE)
+    write_publication(song, winner, ranking, folder.thumbnail, video, folder, config)
+    return ranking
+
+
 def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: Candidate, folder: SongFolder,
              ledger: Ledger, config: CovermillConfig) -> tuple[Candidate, bool]:
     """Ask a person (flows/approval.py) until they approve or reject; (the final pick, approved)."""
@@ -138,12 +160,7 @@ def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: 
             continue
         # another candidate: it becomes the pick, its cover is rendered, and the person hears it next
         winner = next(c for c in candidates if c.id == decision.candidate)
-        ranking = ranking.model_copy(update={"pick": winner.id})
-        write_ranking(folder.ranking, ranking)
-        ledger.record_ranking(song.id, ranking)
-        render_winner_task(song, winner, out, config.render)
-        video = make_video_task(song, out, config.video)
-        write_publication(song, winner, ranking, folder.thumbnail, video, folder, config)
+        ranking = switch_pick(song, winner, ranking, folder, ledger, config)
         logger.info("the pick is now %s, picked by a person", winner.id)
 
 
@@ -163,6 +180,9 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     ledger.record_song(song)
     ledger.mark(song.id, "download", State.DONE, seconds=time.perf_counter() - started)
     folder = SongFolder(out, song.id)
+    removed = remove_leftovers(folder.root, folder.review_page.parent)  # a killed run's temporary files
+    if removed:
+        logger.info("removed %d temporary files a killed run left behind", len(removed))
     run = SongRun(ledger, song)
 
     generated: Generated = run.run_stage(

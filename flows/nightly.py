@@ -25,6 +25,7 @@ from covermill.flows.review import refresh_gallery
 from covermill.tasks.core.errors import CovermillError, EveryCandidateRejected
 from covermill.tasks.core.layout import ledger_path
 from covermill.tasks.core.ledger import Ledger, State
+from covermill.tasks.core.leftovers import remove_leftovers
 from covermill.tasks.core.records import NightlyResult
 from covermill.tasks.core.run_artifacts import markdown_text
 from covermill.tasks.cover.playlist import Entry, read_playlist
@@ -138,6 +139,9 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
         raise CovermillError("no playlist given; pass one or set nightly.playlist in config.yaml.")
     logger = get_run_logger()
     ledger = Ledger(ledger_path(Path(out_dir)))
+    removed = remove_leftovers(Path(out_dir))
+    if removed:
+        logger.info("removed %d temporary files a killed run left behind", len(removed))
     entries = read_playlist(source, config.download)
 
     outcome_lists: dict[State, dict[str, str]] = {State.DONE: {}, State.REJECTED: {}, State.FAILED: {}}

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from covermill.tasks.core.leftovers import leftover_tag
+
 
 @contextmanager
 def atomic_output(target: Path) -> Iterator[Path]:
@@ -23,7 +25,8 @@ def atomic_output(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:8]}{target.suffix}")
+    # named after this host and process, so the next run can remove it should this one be killed
+    tmp = target.with_name(f".{target.stem}.tmp-{leftover_tag()}-{uuid.uuid4().hex[:8]}{target.suffix}")
     try:
         yield tmp
         # on disk before it takes the target's name, and the name on disk after: a stage is skipped

@@ -32,6 +32,7 @@ from pydantic import Field
 from covermill.tasks.core.atomic import write_text
 from covermill.tasks.core.layout import GalleryFolder, SongFolder, gallery_index, ledger_path
 from covermill.tasks.core.ledger import APPROVAL_STAGE, GENERATOR_STAGE, IDENTITY_STAGE, THUMBNAIL_ART_STAGE, Ledger, State
+from covermill.tasks.core.leftovers import leftover_tag
 from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.urls import is_url
@@ -87,7 +88,7 @@ def show_in_gallery(target: Path, out_dir: Path) -> Path:
     except OSError:
         pass
     copy.parent.mkdir(parents=True, exist_ok=True)
-    staged = copy.with_name(f".{copy.name}.tmp-{uuid.uuid4().hex[:8]}")
+    staged = copy.with_name(f".{copy.name}.tmp-{leftover_tag()}-{uuid.uuid4().hex[:8]}")
     try:
         try:
             os.link(target, staged)

@@ -12,7 +12,6 @@ instead took longer than the audio on 2 cores.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from covermill.tasks.core.atomic import atomic_output
 from covermill.tasks.core.audio import aac_options, ffmpeg_input, probe, run_tool, tool_reason
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.core.leftovers import scratch_folder
 from covermill.tasks.core.records import Song
 from covermill.tasks.core.run_artifacts import progress_bar
 from covermill.tasks.core.settings import Settings
@@ -106,7 +106,7 @@ def make_still_video(image: Path, audio: Path, target: Path, settings: VideoSett
     if duration <= 0:
         raise CovermillError(f"{audio}: the audio has no length; render the cover again.")
 
-    with tempfile.TemporaryDirectory(prefix="covermill-video-") as scratch, atomic_output(Path(target).absolute()) as tmp:
+    with scratch_folder("video") as scratch, atomic_output(Path(target).absolute()) as tmp:
         segment = _picture_segment(image, audio, Path(scratch) / "picture.mp4", settings)
         repeated = ffmpeg.input(ffmpeg_input(segment), stream_loop=-1).video
         sound = ffmpeg.input(ffmpeg_input(audio)).audio

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.leftovers import leftover_tag
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.urls import is_loopback
 
@@ -114,7 +115,7 @@ def save_credentials(credentials: Credentials, path: Path, authorized_at: float 
 def _write_private(path: Path, text: str) -> None:
     """atomic.write_text, but the temporary file is created 0600 (it holds the secrets before the rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = path.with_name(f".{path.name}.tmp-{leftover_tag()}-{uuid.uuid4().hex[:8]}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from covermill.flows.config import CovermillConfig
-from covermill.flows.cover_song import cover_song
+from covermill.flows.cover_song import cover_song, switch_pick
 from covermill.tasks.arrange.styles import DEFAULT_STYLES
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger
@@ -104,6 +104,15 @@ def test_a_person_picks_another_candidate_hears_it_then_approves(prefect_server,
     # the same cover is not asked about again
     rerun = SongRunInThread(clips["song_c"], out)
     assert rerun.finished(120).is_completed()
+
+    # a switch that dies half way (here: the new pick's render fails) leaves the winner and the video
+    # unfinished, so the next run makes them again instead of keeping the old pick's under the new name
+    third = next(c for c in ledger.candidates(song.id) if c.id not in (other, ranking["pick"]))
+    folder.candidate_midi(third.id).unlink()
+    with pytest.raises(FileNotFoundError):
+        switch_pick(song, third, ledger.ranking(song.id), folder, ledger, config())
+    assert not ledger.is_done(song.id, "winner") and not ledger.is_done(song.id, "video")
+    assert ledger.ranking(song.id).pick == third.id
 
 
 def ranking_style(ledger: Ledger, song_id: str, candidate_id: str) -> str:

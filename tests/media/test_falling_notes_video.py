@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from covermill.models.notes import Note
 from covermill.tasks.core.audio import probe
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
+from covermill.tasks.core.leftovers import remove_leftovers
 from covermill.tasks.core.midi import write_piece
 from covermill.tasks.core.music import LEFT, RIGHT, BeatGrid, Piece
 from covermill.tasks.core.records import Song
@@ -200,6 +202,10 @@ def test_a_killed_render_leaves_no_worker_running(known, tmp_path):
         time.sleep(0.2)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)]
     assert not (tmp_path / "v.mp4").exists()
+    # its scratch folder (the ranges) is left behind, and the next run removes it
+    scratch = list(Path(tempfile.gettempdir()).glob(f"covermill-video-*~{renderer.pid}-*"))
+    assert len(scratch) == 1 and list(scratch[0].glob("range-*.mp4"))
+    assert scratch[0] in remove_leftovers(tmp_path) and not scratch[0].exists()
 
 
 def _state(pid: int) -> str:

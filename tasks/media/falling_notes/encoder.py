@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from pydantic import Field
 from covermill.tasks.core.atomic import atomic_output
 from covermill.tasks.core.audio import aac_options, ffmpeg_input, probe, run_tool, tool_reason
 from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.leftovers import scratch_folder
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.media.falling_notes.colours import Palette
 from covermill.tasks.media.falling_notes.timeline import NoteTimeline
@@ -155,7 +155,7 @@ def make_falling_notes_video(timeline: NoteTimeline, audio: Path, target: Path, 
     spans = split_frames(frames, workers, round(style.min_range_seconds * video.fps))
     threads = max(1, (os.cpu_count() or 1) // len(spans))
     card_yuv = intro_card(card, video.width, video.height) if card is not None and style.intro_seconds > 0 else None
-    with tempfile.TemporaryDirectory(prefix="covermill-video-") as scratch, atomic_output(target) as tmp:
+    with scratch_folder("video") as scratch, atomic_output(target) as tmp:
         jobs = []
         for number, (first, last) in enumerate(spans):
             span = FrameRange(first, last, Path(scratch) / f"range-{number:03d}.mp4", Path(scratch) / f"range-{number:03d}.log")
