@@ -28,6 +28,9 @@ AUDIO_SUFFIXES = {".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".m4a", ".aa
 
 class DownloadSettings(Settings):
     max_duration_s: float = Field(1200.0, gt=0, description="Longer songs are refused before download.")
+    # 20 minutes of WAV is ~210 MB; of any compressed format far less.
+    max_megabytes: float = Field(250.0, gt=0, description="Larger downloads are stopped: an announced size before any byte arrives, "
+                                                          "an unannounced one as soon as the bytes pass it.")
     min_duration_s: float = Field(5.0, ge=0, description="Shorter audio is refused: too little to cover.")
     format: str = Field("bestaudio/best", description="yt-dlp format selector; audio only, original encoding.")
     socket_timeout_s: float = Field(20.0, gt=0)
@@ -97,8 +100,10 @@ class _QuietLogger:
 
     def __init__(self, logger: logging.Logger):
         self.logger = logger
+        self.said: list[str] = []  # for what yt-dlp only says (a file skipped for its size)
 
     def debug(self, msg: str) -> None:
+        self.said.append(msg)
         self.logger.debug(msg)
 
     info = debug
@@ -156,26 +161,62 @@ def identify_url(url: str, settings: DownloadSettings) -> SourceInfo:
     )
 
 
+class DownloadTooLarge(Exception):
+    """Raised from yt-dlp's progress hook when the bytes pass download.max_megabytes."""
+
+
+def _size_cap(limit: int):  # noqa: ANN202 (a yt-dlp progress hook)
+    def hook(progress: dict[str, Any]) -> None:
+        if (progress.get("downloaded_bytes") or 0) > limit:
+            raise DownloadTooLarge(limit)
+
+    return hook
+
+
+def _too_large(source: str, settings: DownloadSettings) -> CovermillError:
+    return CovermillError(f"{source}: the download is larger than download.max_megabytes ({settings.max_megabytes:g} MB); "
+                          "give a shorter song or raise the limit.")
+
+
 def fetch_url(ident: SourceInfo, folder: SongFolder, settings: DownloadSettings) -> Path:
-    """Download the audio (no re-encoding) into the song folder; only a finished file lands there."""
+    """Download the audio (no re-encoding) into the song folder; only a finished file lands there.
+
+    The size cap holds before the body arrives where the size is announced (the extractor's filesize,
+    the server's Content-Length through yt-dlp's max_filesize), and as the bytes arrive where it is
+    not (a progress hook stops the transfer). A stopped or failed transfer leaves nothing behind."""
     from yt_dlp import YoutubeDL
     from yt_dlp.utils import YoutubeDLError
 
+    limit = int(settings.max_megabytes * 1e6)
+    info = dict(ident.ytdlp_info or {})
+    announced = info.get("filesize") or info.get("filesize_approx")
+    if isinstance(announced, (int, float)) and announced > limit:
+        raise _too_large(ident.source, settings)
     staging = folder.root / ".download"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    said = _QuietLogger(logging.getLogger("covermill.download"))
+    options = ytdlp_options(settings, outtmpl={"default": str(staging / "original.%(ext)s")}, max_filesize=limit,
+                            progress_hooks=[_size_cap(limit)], logger=said)
     try:
-        with YoutubeDL(ytdlp_options(settings, outtmpl={"default": str(staging / "original.%(ext)s")})) as ydl:
-            ydl.process_ie_result(dict(ident.ytdlp_info or {}), download=True)
+        with YoutubeDL(options) as ydl:
+            ydl.process_ie_result(info, download=True)
+        fetched = [p for p in staging.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
+        if not fetched and any("larger than max-filesize" in line for line in said.said):
+            raise _too_large(ident.source, settings)  # yt-dlp skips such a file and only says so
+        if not fetched:
+            raise CovermillError(f"{ident.source}: the download produced no file; try again or check the URL.")
+        target = folder.original(fetched[0].suffix.lower())
+        fetched[0].replace(target)
+        return target
+    except DownloadTooLarge:
+        raise _too_large(ident.source, settings) from None
     except YoutubeDLError as exc:
+        if isinstance((getattr(exc, "exc_info", None) or (None, None))[1], DownloadTooLarge):
+            raise _too_large(ident.source, settings) from None
         raise ytdlp_failure(ident.source, exc) from None
-    fetched = [p for p in staging.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
-    if not fetched:
-        raise CovermillError(f"{ident.source}: the download produced no file; try again or check the URL.")
-    target = folder.original(fetched[0].suffix.lower())
-    fetched[0].replace(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def copy_file(path: Path, folder: SongFolder) -> Path:
@@ -192,7 +233,14 @@ def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Son
     if original is None:
         original = fetch_url(ident, folder, settings) if is_url(source) else copy_file(Path(source), folder)
     duration = probe(original).duration
-    check_duration(source, duration, settings)
+    try:
+        check_duration(source, duration, settings)
+    except CovermillError:
+        # a length only known once fetched: the refused file is not kept (nor its empty folder)
+        original.unlink(missing_ok=True)
+        if folder.root.is_dir() and not any(folder.root.iterdir()):
+            folder.root.rmdir()
+        raise
     if not folder.audio.exists():
         decode_to_wav(original, folder.audio)
     return Song(

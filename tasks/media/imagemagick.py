@@ -2,7 +2,7 @@
 
 Titles and pictures come from the internet. ImageMagick's coders read far more than images (MSL
 and MVG scripts, `text:` and `@file` reads of local files, URLs, PostScript through Ghostscript),
-and a system's policy.xml may allow them. covermill's policy (imagemagick_policy/policy.xml: JPEG
+and a system's policy.xml may allow them. covermill's policy (imagemagick-policy/policy.xml: JPEG
 and PNG only, no delegates, no indirect reads, bounded sizes) goes first on MAGICK_CONFIGURE_PATH.
 ImageMagick reads that variable when libMagickWand loads, at Wand's first import; so the media
 package's __init__ calls `use_covermill_policy()` before any of its modules imports Wand.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-POLICY_FOLDER = Path(__file__).with_name("imagemagick_policy")
+POLICY_FOLDER = Path(__file__).with_name("imagemagick-policy")
 
 
 def use_covermill_policy() -> None:

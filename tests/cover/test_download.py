@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +99,63 @@ def test_folders_expand_to_their_audio_files(clips, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CovermillError, match="has no audio files"):
         expand_sources([str(tmp_path / "empty")])
+
+
+class StreamingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves one file without a Content-Length (close-delimited, as a live stream or a proxy does),
+    counting the bytes it managed to send."""
+
+    path_served: Path
+    sent: list[int] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.end_headers()
+        sent = 0
+        try:
+            with open(self.path_served, "rb") as source:
+                while block := source.read(65536):
+                    self.wfile.write(block)
+                    sent += len(block)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        type(self).sent.append(sent)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_download_over_the_size_cap_stops_before_or_as_the_bytes_arrive(tmp_path):
+    big = tmp_path / "site" / "big.wav"
+    big.parent.mkdir()
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=600", "-ar", "44100", str(big)], check=True)
+    assert big.stat().st_size > 50_000_000
+    capped = DownloadSettings(max_megabytes=1.0)
+    # announced (Content-Length): refused before the body is read
+    with http_server(big.parent) as base:
+        with pytest.raises(CovermillError, match="larger than download.max_megabytes") as caught:
+            download_song(f"{base}/big.wav", tmp_path / "out", capped)
+    assert "\n" not in str(caught.value)
+    assert not list((tmp_path / "out").rglob("*.wav*"))  # nothing fetched is left
+    # unannounced: stopped once the bytes pass the cap, long before the end
+    StreamingHandler.path_served, StreamingHandler.sent = big, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StreamingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(CovermillError, match="larger than download.max_megabytes"):
+            download_song(f"http://127.0.0.1:{server.server_address[1]}/stream.wav", tmp_path / "out", capped)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not list((tmp_path / "out").rglob("*.wav*")) and not list((tmp_path / "out").rglob(".download"))
+    # what the server got into the socket: the 1 MB read, plus what the kernel's loopback buffers took (a few MB)
+    assert StreamingHandler.sent and max(StreamingHandler.sent) < big.stat().st_size / 4
+
+
+def test_a_song_refused_for_its_length_once_fetched_is_not_kept(clips, tmp_path):
+    """A URL whose length is unknown until it is fetched: refused after the download, and not left on disk."""
+    with http_server(clips["song_a"].parent) as base:
+        with pytest.raises(CovermillError, match="over the .* limit"):
+            download_song(f"{base}/{clips['song_a'].name}", tmp_path / "out", DownloadSettings(max_duration_s=10.0))
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
