@@ -8,18 +8,13 @@ to find the traceback.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.urls import without_queries
 
 T = TypeVar("T")
-
-
-# A URL's query in an unexpected error's text: an upload session's upload_id (which resumes, so
-# publishes, the upload), a signed download's signature, a key. The sentence keeps the address only.
-URL_QUERY = re.compile(r"(https?://[^\s'\"?#<>]+)[?#][^\s'\"<>]*", re.IGNORECASE)
 
 
 def failure_sentence(error: object, what: str) -> str:
@@ -27,7 +22,7 @@ def failure_sentence(error: object, what: str) -> str:
     The ledger, the gallery and the logs show it, so URLs in it lose their queries."""
     if isinstance(error, CovermillError):
         return str(error)
-    text = URL_QUERY.sub(r"\1?...", repr(error))
+    text = without_queries(repr(error))
     return f"{what}: unexpected failure ({text}); the traceback is in the run's log (or run again with --debug)."
 
 

@@ -41,7 +41,10 @@ def write_requests(out: Path, queue: list, slots: list[Slot], settings: UploadSe
         })
 
 
-@stage_task("upload", retries=2, retry_delay_seconds=30)
+# No Prefect retries: the upload retries itself (upload.retries failures in a row, with backoff,
+# resuming the session each time); Prefect's on top multiplied that by three, for minutes more of
+# the same failing request. A song that gave up is tried again by the next run.
+@stage_task("upload", retries=0)
 def upload_song(publisher: Publisher, song_id: str, publish_at: datetime | None) -> str:
     return publisher.publish(song_id, publish_at).video_id or ""
 

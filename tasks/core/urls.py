@@ -5,6 +5,7 @@ Only http(s) counts; anything else a user gives is a local path (and is refused 
 """
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 
@@ -28,3 +29,13 @@ def carries_secrets_safely(url: str) -> bool:
     tokens and client secrets are never sent in the clear over a network."""
     scheme = urlsplit(url).scheme.lower()
     return scheme == "https" or (scheme == "http" and is_loopback(url))
+
+
+# A URL's query: an upload session's upload_id (which resumes, so publishes, the upload), a signed
+# download's signature, a key. Text meant for the ledger, the gallery or a log keeps the address only.
+URL_QUERY = re.compile(r"(https?://[^\s'\"?#<>]+)[?#][^\s'\"<>]*", re.IGNORECASE)
+
+
+def without_queries(text: str) -> str:
+    """`text` with every http(s) URL's query and fragment replaced by "?..."."""
+    return URL_QUERY.sub(r"\1?...", text)

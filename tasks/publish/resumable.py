@@ -22,6 +22,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload
 
 from covermill.tasks.core.errors import SessionGone, UploadGaveUp
+from covermill.tasks.core.urls import without_queries
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # What a connection that breaks mid-chunk raises through httplib2 (ConnectionError covers resets
@@ -111,7 +112,7 @@ def send(request: Any, *, size: int, session_uri: str | None = None, on_session:
             opened()
             failures += 1
             if failures > retries:
-                raise UploadGaveUp(f"gave up after {retries} retries in a row: {error}") from error
+                raise UploadGaveUp(f"gave up after {retries} retries in a row ({without_queries(str(error))})") from error
             sleep(backoff_delay(failures, backoff_s, backoff_max_s))
             continue
         opened()

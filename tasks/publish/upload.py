@@ -21,7 +21,7 @@ from googleapiclient.errors import HttpError
 from pydantic import Field, field_validator
 
 from covermill.tasks.core.atomic import read_json
-from covermill.tasks.core.errors import CovermillError, SessionGone, SongBeingPublished
+from covermill.tasks.core.errors import CovermillError, SessionGone, SongBeingPublished, UploadGaveUp
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import Publication, Song, Upload
@@ -120,6 +120,8 @@ class Publisher:
             upload = self._playlist(song_id, upload)
         except RefreshError:
             raise CovermillError(reauthorize_message(token_path(self.out_dir, self.settings.auth))) from None
+        except UploadGaveUp as gave_up:
+            raise CovermillError(f"the upload of song {song_id} {gave_up}; the next run resumes it where it stopped.") from None
         except HttpError as error:
             limit = daily_limit(error)
             if limit is not None:

@@ -147,6 +147,21 @@ def test_a_quota_exceeded_on_the_first_song_publishes_nothing_and_says_why(prefe
 
 
 @pytest.mark.server
+def test_a_failing_upload_is_tried_upload_retries_times_not_three_times_that(prefect_server, fake, work):
+    """The upload's own retries are the policy; Prefect's task retries on top would multiply them."""
+    out, config, best_first = work
+    config.write_text(config.read_text().replace("chunk_kib: 256", "chunk_kib: 256\n  retries: 2"))
+    fake.inject("PUT", "/upload/session/", status=503, times=1000)  # every chunk answered 503
+    result = invoke("publish", "--out", str(out), "--config", str(config), "--publish")
+    assert result.exit_code == 1
+    # per song: the first chunk and its 2 retries (each retry asks the session first, also answered 503)
+    puts = [p for m, p in fake.requests if m == "PUT" and "/upload/session/" in p]
+    assert len(puts) == 2 * (1 + 2)  # two songs tried today, each given up after its own retries
+    assert "gave up after 2 retries in a row" in result.stderr and "upload_id" not in result.stderr
+    assert published(fake, out) == []
+
+
+@pytest.mark.server
 def test_publishing_without_a_token_is_one_sentence(prefect_server, fake, work):
     out, config, _ = work
     token_path(out, AuthSettings()).unlink()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
-from covermill.tasks.core.errors import DailyLimitReached, SongBeingPublished, UploadGaveUp
+from covermill.tasks.core.errors import CovermillError, DailyLimitReached, SongBeingPublished
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import Ledger
 from covermill.tasks.publish.channel import Channel
@@ -250,8 +250,9 @@ def test_killed_before_the_session_uri_was_kept_the_channel_search_recovers_the_
 def test_an_expired_session_without_a_video_starts_a_new_upload(fake, song):
     out, song_id = song
     fake.inject("PUT", "/upload/session/", drop_after=0, skip=1, times=100)  # the run dies mid-upload
-    with pytest.raises(UploadGaveUp):
+    with pytest.raises(CovermillError, match="gave up after 1 retries in a row") as caught:
         publisher(fake, out, retries=1).publish(song_id)
+    assert "upload_id" not in str(caught.value) and "\n" not in str(caught.value)  # the session stays private
     assert Ledger(ledger_path(out)).upload(song_id).session_uri
     fake.faults.clear()
     fake.sessions.clear()  # a week later: YouTube forgot the session
