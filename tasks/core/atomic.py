@@ -73,3 +73,14 @@ def copy_atomic(source: Path, target: Path) -> Path:
     with atomic_output(target) as tmp:
         shutil.copyfile(source, tmp)
     return Path(target)
+
+
+def link_atomic(source: Path, target: Path) -> Path:
+    """`target` as a hard link to `source` (the same bytes, no space), or a copy where the filesystem
+    refuses hard links, atomically."""
+    with atomic_output(target) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:  # another filesystem, or one without hard links
+            shutil.copy2(source, tmp)
+    return Path(target)

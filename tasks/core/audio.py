@@ -46,10 +46,11 @@ def ffmpeg_input(path: Path) -> str:
     return str(Path(path).resolve())
 
 
-def run_tool(args: list[str], timeout_s: float, subject: object) -> subprocess.CompletedProcess:
-    """Run FFmpeg or ffprobe, captured; one sentence when it does not finish within `timeout_s`."""
+def run_tool(args: list[str], timeout_s: float, subject: object, text: bool = True) -> subprocess.CompletedProcess:
+    """Run FFmpeg or ffprobe, captured (`text` False: stdout and stderr as bytes, for raw frames);
+    one sentence when it does not finish within `timeout_s`."""
     try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+        return subprocess.run(args, capture_output=True, text=text, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise CovermillError(f"{subject}: {args[0]} did not finish within {timeout_s:.0f} s; check that the file is "
                              "complete and on a working disk.") from None

@@ -20,8 +20,6 @@ import functools
 import math
 import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,10 +27,9 @@ from urllib.parse import quote
 import jinja2
 from pydantic import Field
 
-from covermill.tasks.core.atomic import write_text
+from covermill.tasks.core.atomic import link_atomic, write_text
 from covermill.tasks.core.layout import GalleryFolder, SongFolder, gallery_index, ledger_path
 from covermill.tasks.core.ledger import APPROVAL_STAGE, GENERATOR_STAGE, IDENTITY_STAGE, THUMBNAIL_ART_STAGE, Ledger, State
-from covermill.tasks.core.leftovers import leftover_tag
 from covermill.tasks.core.records import Candidate, Fluency, Ranking, Score, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.urls import is_url
@@ -78,26 +75,15 @@ def _href(target: Path, page_dir: Path) -> str:
 
 
 def show_in_gallery(target: Path, out_dir: Path) -> Path:
-    """The gallery's copy of a work-folder file, made or refreshed: a hard link (the same bytes, no
-    space), or a copy where hard links are refused. A file replaced since (stages write atomically,
-    so a new file is a new inode) is linked again."""
+    """The gallery's copy of a work-folder file, made or refreshed (core/atomic.py's link_atomic). A
+    file replaced since (stages write atomically, so a new file is a new inode) is linked again."""
     copy = GalleryFolder(out_dir).copy_of(target)
     try:
         if copy.exists() and os.path.samefile(copy, target):
             return copy
     except OSError:
         pass
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    staged = copy.with_name(f".{copy.name}.tmp-{leftover_tag()}-{uuid.uuid4().hex[:8]}")
-    try:
-        try:
-            os.link(target, staged)
-        except OSError:  # another filesystem, or one without hard links
-            shutil.copy2(target, staged)
-        os.replace(staged, copy)
-    finally:
-        staged.unlink(missing_ok=True)
-    return copy
+    return link_atomic(target, copy)
 
 
 def _link(target: Path | None, out_dir: Path, page_dir: Path) -> str | None:

@@ -116,8 +116,8 @@ def intro_card(image: Path, width: int, height: int) -> np.ndarray:
     """(width * height * 3 / 2,) uint8: `image` letterboxed to the frame, as a BT.709 yuv420p buffer."""
     scale = (f"scale={width}:{height}:force_original_aspect_ratio=decrease:out_color_matrix=bt709:out_range=tv,"
              f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p")
-    done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_input(image), "-frames:v", "1", "-vf", scale,
-                           "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"], capture_output=True, timeout=TOOL_TIMEOUT_S)
+    done = run_tool(["ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_input(image), "-frames:v", "1", "-vf", scale,
+                     "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"], TOOL_TIMEOUT_S, image, text=False)
     expected = width * height * 3 // 2
     if done.returncode != 0 or len(done.stdout) != expected:
         raise CovermillError(f"{image}: FFmpeg could not read the intro card ({tool_reason(done.stderr.decode(errors='replace'))}); make the thumbnail again.")

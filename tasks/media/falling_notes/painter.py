@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from covermill.tasks.media.falling_notes.colours import Palette, to_yuv
+from covermill.tasks.media.falling_notes.colours import Palette, to_rgb, to_yuv
 from covermill.tasks.media.falling_notes.keyboard import BLACK_LENGTH, LOWEST, Keyboard
 from covermill.tasks.media.falling_notes.timeline import NoteTimeline
 
@@ -70,8 +70,6 @@ class Frame:
 
     def rgb(self) -> np.ndarray:
         """(height, width, 3) RGB of the frame (upsampled chroma): for tests and pictures."""
-        from covermill.tasks.media.falling_notes.colours import to_rgb
-
         u = self.u.repeat(2, axis=0).repeat(2, axis=1)
         v = self.v.repeat(2, axis=0).repeat(2, axis=1)
         return to_rgb(np.stack([self.y, u, v], axis=-1))

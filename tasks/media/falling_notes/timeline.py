@@ -6,6 +6,7 @@ no hand (a one-track MIDI) goes to the right hand from `split` up, to the left b
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,10 @@ class NoteTimeline:
         """When the last note ends (0 for no notes)."""
         return float(self.end.max()) if len(self) else 0.0
 
-    @property
+    @functools.cached_property
     def longest(self) -> float:
+        """The longest note's duration (seconds): how far back a lookup by onset must reach. Every
+        frame asks twice, so it is computed once."""
         return float((self.end - self.start).max()) if len(self) else 0.0
 
     def overlapping(self, t0: float, t1: float) -> np.ndarray:
