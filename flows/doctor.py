@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from covermill.flows.config import CovermillConfig
 from covermill.models import registry
 from covermill.models.generator import Readiness
+from covermill.tasks.cover.fluidsynth_library import import_fluidsynth
 
 APT = "sudo apt-get install -y"
 REINSTALL = "run `make install` (or see the Makefile's install steps)"
@@ -45,7 +46,7 @@ def check_ffmpeg(config: CovermillConfig) -> Check:
 
 def check_fluidsynth(config: CovermillConfig) -> Check:
     try:
-        importlib.import_module("fluidsynth")  # loads libfluidsynth through ctypes
+        import_fluidsynth()  # loads libfluidsynth through ctypes
     except (ImportError, OSError) as exc:
         return Check("FluidSynth", False, f"pyfluidsynth cannot load libfluidsynth ({exc})", f"{APT} libfluidsynth3")
     return Check("FluidSynth", True, f"pyfluidsynth {_version('pyfluidsynth')} with libfluidsynth")

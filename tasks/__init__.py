@@ -7,3 +7,7 @@ rank/     which candidate wins: Qmax, its cross-recurrence alignment, defects, t
 media/    what a viewer sees: thumbnail (art, picture, lettering, fonts), video, metadata, the review gallery
 publish/  YouTube: authorization, the client, the request, quota, the queue, resumable upload, the channel
 """
+
+from covermill.tasks.cover.fluidsynth_library import preload_fluidsynth
+
+preload_fluidsynth()  # before pretty_midi (core/midi.py) imports pyfluidsynth, which prints to stdout under $CI

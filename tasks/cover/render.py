@@ -14,7 +14,6 @@ import threading
 from ctypes import c_int, c_void_p
 from pathlib import Path
 
-import fluidsynth
 import numpy as np
 from pydantic import Field
 
@@ -27,7 +26,10 @@ from covermill.tasks.core.midi import PEDAL, read_piece
 from covermill.tasks.core.records import Candidate, Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_logger, stage_task
+from covermill.tasks.cover.fluidsynth_library import import_fluidsynth
 from covermill.tasks.rank.qmax import PROTOCOL
+
+fluidsynth = import_fluidsynth()
 
 SILENCE = 1e-6  # -120 dBFS: FluidSynth's anti-denormal offset sits near 1e-8, real sound far above
 _DRAIN_BLOCK_SECONDS = 0.05

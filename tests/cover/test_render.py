@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +229,12 @@ def test_the_sustain_pedal_holds_a_released_key():
     assert level(pedalled, 0.8, 1.2) > 10 * level(dry, 0.8, 1.2)  # still sounding at 1 s
     assert level(pedalled, 0.0, 0.15) == pytest.approx(level(dry, 0.0, 0.15), rel=0.05)  # the strike itself is the same
     assert len(pedalled) > len(dry)  # the render lasts until the pedal lifts, plus the tail
+
+
+def test_loading_fluidsynth_writes_nothing_to_stdout_even_under_ci():
+    """pyfluidsynth prints where it found the library when $CI is set; our stdout must stay ours."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import covermill.tasks.cover.render as r; print(r.fluidsynth.__name__)"],
+        env={**os.environ, "CI": "true"}, capture_output=True, text=True, check=True,
+    )
+    assert loaded.stdout == "fluidsynth\n"
