@@ -13,8 +13,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from covermill.tasks.cover.download import DownloadSettings
 
 
 def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
@@ -27,6 +31,18 @@ def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# The tests' servers listen on 127.0.0.1, which a download refuses unless download.allow_private
+# names it: what a test's config.yaml (`{"download": ALLOW_LOOPBACK}`) or settings add.
+ALLOW_LOOPBACK = {"allow_private": ["127.0.0.1"]}
+
+
+def loopback_downloads(**settings: object) -> DownloadSettings:
+    """DownloadSettings that may fetch from the tests' servers on 127.0.0.1 (and nowhere else private)."""
+    from covermill.tasks.cover.download import DownloadSettings
+
+    return DownloadSettings(**ALLOW_LOOPBACK, **settings)
 
 
 @contextmanager

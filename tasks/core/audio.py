@@ -22,8 +22,9 @@ DECODE_TIMEOUT_S = 900.0
 # The demuxers a song may need (what yt-dlp's bestaudio and people's files are). Without a list,
 # FFmpeg opens whatever a file says it is: an HLS playlist named .mp3 whose segment was a file://
 # path made covermill read (and publish) a local file. HLS, concat, image and subtitle demuxers
-# stay closed.
-AUDIO_DEMUXERS = "mp3,ogg,wav,w64,flac,mov,mp4,m4a,3gp,matroska,webm,aac,aiff,caf,asf,wv,ape,mpc,tta,amr,au"
+# stay closed. mpegts: a stream yt-dlp fetched over HLS is its MPEG-TS segments joined (yt-dlp is
+# given no FFmpeg to remux them, tasks/cover/ytdlp_guard.py); the demuxer reads nothing else.
+AUDIO_DEMUXERS = "mp3,ogg,wav,w64,flac,mov,mp4,m4a,3gp,matroska,webm,aac,aiff,caf,asf,wv,ape,mpc,tta,amr,au,mpegts"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 The folder is named by a hash of the source's identity (extractor + video id, or the file's
 content hash), never by its title, so a re-run finds the same folder and skips what is there.
+A URL may lead only to public addresses and those download.allow_private names: the source is
+checked before yt-dlp starts, and yt-dlp itself checks every fetch (tasks/cover/ytdlp_guard.py).
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 
 from covermill.tasks.core.atomic import copy_atomic, file_sha256
 from covermill.tasks.core.audio import decode_to_wav, probe
@@ -22,6 +24,10 @@ from covermill.tasks.core.records import Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_logger, stage_task
 from covermill.tasks.core.urls import is_url
+from covermill.tasks.cover.hosts import url_refusal
+
+if TYPE_CHECKING:
+    from covermill.tasks.cover.ytdlp_guard import GuardedYoutubeDL
 
 AUDIO_SUFFIXES = {".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm", ".mka"}
 
@@ -35,6 +41,9 @@ class DownloadSettings(Settings):
     format: str = Field("bestaudio/best", description="yt-dlp format selector; audio only, original encoding.")
     socket_timeout_s: float = Field(20.0, gt=0)
     retries: int = Field(3, ge=0, description="yt-dlp's own retries for a flaky connection.")
+    allow_private: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="Private addresses or networks (10.0.0.5, 192.168.1.0/24, 127.0.0.1) that URLs may "
+                                          "reach; every other non-public address (this machine, the LAN, link-local) is refused.")
 
 
 @dataclass(frozen=True)
@@ -129,24 +138,55 @@ def ytdlp_options(settings: DownloadSettings, **extra: Any) -> dict[str, Any]:
     }
 
 
-def ytdlp_failure(url: str, exc: Exception) -> CovermillError:
+def guarded_ytdlp(settings: DownloadSettings, **extra: Any) -> GuardedYoutubeDL:
+    """yt-dlp with `ytdlp_options`, every fetch held to download.allow_private (tasks/cover/ytdlp_guard.py)."""
+    from covermill.tasks.cover.ytdlp_guard import GuardedYoutubeDL
+
+    return GuardedYoutubeDL(ytdlp_options(settings, **extra), settings.allow_private)
+
+
+def check_address(url: str, settings: DownloadSettings) -> None:
+    """Refuse a URL that is not http(s) or whose host is a private address not allowed, before any fetch."""
+    refusal = url_refusal(url, settings.allow_private)
+    if refusal:
+        raise CovermillError(f"{url}: not downloaded, {refusal.says('it points to')}.")
+
+
+def refused(url: str, ydl: GuardedYoutubeDL) -> CovermillError | None:
+    """The first fetch the guard refused (a redirect, a page's media, a fragment), as one sentence."""
+    return CovermillError(f"{url}: not downloaded, {ydl.refusals[0].reason}.") if ydl.refusals else None
+
+
+def ytdlp_failure(url: str, exc: Exception, ydl: GuardedYoutubeDL | None = None) -> CovermillError:
+    # a refusal first: yt-dlp may have wrapped it, or failed differently after swallowing it
+    if ydl is not None and (refusal := refused(url, ydl)):
+        return refusal
     text = str(exc).strip()
     # yt-dlp appends the transport's own repetition of the cause; the first clause is the sentence.
     reason = text.removeprefix("ERROR: ").splitlines()[0].split(" (caused by ")[0] if text else type(exc).__name__
     return CovermillError(f"{url}: could not download ({reason}); check the address and that it is reachable.")
 
 
+def check_not_live(url: str, info: dict[str, Any]) -> None:
+    if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming"):
+        raise CovermillError(f"{url}: this is a live stream, which has no end to cover; give the address of a recording.")
+
+
 def identify_url(url: str, settings: DownloadSettings) -> SourceInfo:
-    from yt_dlp import YoutubeDL
     from yt_dlp.utils import YoutubeDLError
 
+    check_address(url, settings)
+    ydl = guarded_ytdlp(settings)
     try:
-        with YoutubeDL(ytdlp_options(settings)) as ydl:
+        with ydl:
             info = ydl.extract_info(url, download=False, process=False)
     except YoutubeDLError as exc:
-        raise ytdlp_failure(url, exc) from None
+        raise ytdlp_failure(url, exc, ydl) from None
+    if error := refused(url, ydl):  # refused on the way, though yt-dlp went on
+        raise error
     if info.get("_type") in ("playlist", "multi_video"):
         raise CovermillError(f"{url}: this is a playlist; give the URL of one song.")
+    check_not_live(url, info)
     extractor = str(info.get("extractor_key") or info.get("extractor") or "url").lower()
     # A generic extractor's id is only a file name: the URL itself is the identity.
     source_id = f"url:{info.get('webpage_url') or url}" if extractor == "generic" else f"{extractor}:{info['id']}"
@@ -184,7 +224,6 @@ def fetch_url(ident: SourceInfo, folder: SongFolder, settings: DownloadSettings)
     The size cap holds before the body arrives where the size is announced (the extractor's filesize,
     the server's Content-Length through yt-dlp's max_filesize), and as the bytes arrive where it is
     not (a progress hook stops the transfer). A stopped or failed transfer leaves nothing behind."""
-    from yt_dlp import YoutubeDL
     from yt_dlp.utils import YoutubeDLError
 
     limit = int(settings.max_megabytes * 1e6)
@@ -196,11 +235,13 @@ def fetch_url(ident: SourceInfo, folder: SongFolder, settings: DownloadSettings)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     said = _QuietLogger(logging.getLogger("covermill.download"))
-    options = ytdlp_options(settings, outtmpl={"default": str(staging / "original.%(ext)s")}, max_filesize=limit,
-                            progress_hooks=[_size_cap(limit)], logger=said)
+    ydl = guarded_ytdlp(settings, outtmpl={"default": str(staging / "original.%(ext)s")}, max_filesize=limit,
+                        progress_hooks=[_size_cap(limit)], logger=said)
     try:
-        with YoutubeDL(options) as ydl:
+        with ydl:
             ydl.process_ie_result(info, download=True)
+        if error := refused(ident.source, ydl):
+            raise error
         fetched = [p for p in staging.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
         if not fetched and any("larger than max-filesize" in line for line in said.said):
             raise _too_large(ident.source, settings)  # yt-dlp skips such a file and only says so
@@ -214,7 +255,7 @@ def fetch_url(ident: SourceInfo, folder: SongFolder, settings: DownloadSettings)
     except YoutubeDLError as exc:
         if isinstance((getattr(exc, "exc_info", None) or (None, None))[1], DownloadTooLarge):
             raise _too_large(ident.source, settings) from None
-        raise ytdlp_failure(ident.source, exc) from None
+        raise ytdlp_failure(ident.source, exc, ydl) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

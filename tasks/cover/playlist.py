@@ -4,6 +4,9 @@ A playlist is a web playlist yt-dlp can read (YouTube, an RSS feed, ...), read w
 extraction so nothing is downloaded to list it; a folder of audio files; or a text file with one
 URL or path per line. Each entry's `source` is what `cover_song` is given and what the ledger's
 playlist archive remembers, so a song done on one night is not processed again on the next.
+A web playlist is read through the same address checks as a download (download.allow_private);
+its entries are checked again when each is downloaded, so an entry that points inside the network
+fails with its sentence and the others go on.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.urls import is_url
-from covermill.tasks.cover.download import DownloadSettings, expand_sources, ytdlp_failure, ytdlp_options
+from covermill.tasks.cover.download import DownloadSettings, check_address, expand_sources, guarded_ytdlp, refused, ytdlp_failure
 
 PLAYLIST_FILE_SUFFIXES = {".txt", ".list", ".m3u", ".m3u8"}
 
@@ -39,14 +42,17 @@ def _text_file(path: Path) -> list[Entry]:
 
 
 def _web_playlist(url: str, settings: DownloadSettings) -> list[Entry]:
-    from yt_dlp import YoutubeDL
     from yt_dlp.utils import YoutubeDLError, unsmuggle_url
 
+    check_address(url, settings)
+    ydl = guarded_ytdlp(settings, extract_flat="in_playlist")
     try:
-        with YoutubeDL(ytdlp_options(settings, extract_flat="in_playlist")) as ydl:
+        with ydl:
             info: dict[str, Any] = ydl.extract_info(url, download=False)
     except YoutubeDLError as exc:
-        raise ytdlp_failure(url, exc) from None
+        raise ytdlp_failure(url, exc, ydl) from None
+    if error := refused(url, ydl):
+        raise error
     if info.get("_type") not in ("playlist", "multi_video"):
         return [Entry(url, str(info.get("title") or ""))]  # one song given as a playlist of one
     entries = []

@@ -15,7 +15,7 @@ from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.cover.download import DownloadSettings, download_song, expand_sources
 
-from helpers import http_server
+from helpers import http_server, loopback_downloads
 
 
 def test_local_file_is_copied_into_a_folder_named_by_content(clips, tmp_path):
@@ -51,22 +51,47 @@ def test_url_is_downloaded_with_ytdlp_from_a_loopback_server(clips, tmp_path):
     shutil.copyfile(clips["song_b"], served / "song.ogg")
     with http_server(served) as base:
         url = f"{base}/song.ogg"
-        song = download_song(url, tmp_path / "out", DownloadSettings())
+        song = download_song(url, tmp_path / "out", loopback_downloads())
         assert song.source == url and song.source_id == f"url:{url}"
         assert song.original.read_bytes() == clips["song_b"].read_bytes()
         assert probe(song.audio).duration == pytest.approx(song.duration, abs=0.1)
         # Downloading again finds the folder and keeps the file as it was.
         before = song.original.stat().st_mtime_ns
-        assert download_song(url, tmp_path / "out", DownloadSettings()).original.stat().st_mtime_ns == before
+        assert download_song(url, tmp_path / "out", loopback_downloads()).original.stat().st_mtime_ns == before
     assert not list((tmp_path / "out").rglob("*.part"))
+
+
+def test_a_private_address_is_refused_unless_allowed(clips, tmp_path):
+    """The tests' server is on 127.0.0.1: refused by default, by its address or by a name for it, before any request."""
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copyfile(clips["song_b"], served / "song.ogg")
+    with http_server(served) as base:
+        port = base.rsplit(":", 1)[1]
+        for url, place in ((f"{base}/song.ogg", "127.0.0.1"), (f"http://localhost:{port}/song.ogg", "localhost (127.0.0.1)")):
+            with pytest.raises(CovermillError) as caught:
+                download_song(url, tmp_path / "out", DownloadSettings())
+            assert str(caught.value) == (f"{url}: not downloaded, it points to {place}, a loopback address (this machine); "
+                                         "add 127.0.0.1 to download.allow_private in config.yaml if you mean it.")
+        assert not (tmp_path / "out").exists()
+        song = download_song(f"http://localhost:{port}/song.ogg", tmp_path / "out", DownloadSettings(allow_private=["127.0.0.0/8"]))
+        assert song.original.read_bytes() == clips["song_b"].read_bytes()
+
+
+def test_only_http_and_https_addresses_are_fetched(clips, tmp_path):
+    """Any other scheme is a local path, and no such path exists: file:// does not reach the file it names."""
+    for source in (f"file://{clips['song_a']}", "ftp://127.0.0.1/song.ogg", "data:audio/ogg;base64,T2dnUw=="):
+        with pytest.raises(CovermillError, match="no such file; check the path"):
+            download_song(source, tmp_path / "out", DownloadSettings(allow_private=["0.0.0.0/0"]))
+    assert not (tmp_path / "out").exists()
 
 
 def test_unreachable_and_missing_urls_get_one_sentence(tmp_path):
     with http_server(tmp_path) as base:
         with pytest.raises(CovermillError, match=r"404.*check the address"):
-            download_song(f"{base}/nothing-here.ogg", tmp_path / "out", DownloadSettings())
+            download_song(f"{base}/nothing-here.ogg", tmp_path / "out", loopback_downloads())
     with pytest.raises(CovermillError, match=r"could not download .*Connection refused"):
-        download_song(base + "/song.ogg", tmp_path / "out", DownloadSettings(retries=0))
+        download_song(base + "/song.ogg", tmp_path / "out", loopback_downloads(retries=0))
 
 
 def test_duration_limits(clips, tmp_path):
@@ -131,7 +156,7 @@ def test_a_download_over_the_size_cap_stops_before_or_as_the_bytes_arrive(tmp_pa
     big.parent.mkdir()
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=600", "-ar", "44100", str(big)], check=True)
     assert big.stat().st_size > 50_000_000
-    capped = DownloadSettings(max_megabytes=1.0)
+    capped = loopback_downloads(max_megabytes=1.0)
     # announced (Content-Length): refused before the body is read
     with http_server(big.parent) as base:
         with pytest.raises(CovermillError, match="larger than download.max_megabytes") as caught:
@@ -157,5 +182,5 @@ def test_a_song_refused_for_its_length_once_fetched_is_not_kept(clips, tmp_path)
     """A URL whose length is unknown until it is fetched: refused after the download, and not left on disk."""
     with http_server(clips["song_a"].parent) as base:
         with pytest.raises(CovermillError, match="over the .* limit"):
-            download_song(f"{base}/{clips['song_a'].name}", tmp_path / "out", DownloadSettings(max_duration_s=10.0))
+            download_song(f"{base}/{clips['song_a'].name}", tmp_path / "out", loopback_downloads(max_duration_s=10.0))
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]

@@ -24,7 +24,9 @@ from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.records import NightlyResult
 from covermill.tasks.cover.playlist import Entry, read_playlist
 
-from helpers import http_server
+from helpers import ALLOW_LOOPBACK, http_server, loopback_downloads
+
+INSIDE = "http://169.254.169.254/latest/meta-data/"  # where a cloud's metadata service answers
 
 
 def invoke(*args: str):
@@ -32,10 +34,11 @@ def invoke(*args: str):
 
 
 def write_feed(folder: Path, base_url: str, items: list[tuple[str, str]]) -> str:
-    """An RSS feed (as podcasts publish) whose items enclose audio files; returns its URL."""
+    """An RSS feed (as podcasts publish) whose items enclose audio files (names under `base_url`, or
+    addresses); returns its URL."""
     body = "".join(
         f"<item><title>{escape(title)}</title><guid>{escape(name)}</guid>"
-        f'<enclosure url="{base_url}/{name}" type="audio/ogg" length="1"/></item>'
+        f'<enclosure url="{escape(name if "://" in name else f"{base_url}/{name}")}" type="audio/ogg" length="1"/></item>'
         for title, name in items
     )
     (folder / "feed.xml").write_text(
@@ -47,7 +50,10 @@ def test_a_feed_is_read_flat_with_titles_and_plain_addresses(tmp_path, short_cli
     shutil.copy(short_clips["song_a"], tmp_path / "song_a.ogg")
     with http_server(tmp_path) as base:
         url = write_feed(tmp_path, base, [("Song A", "song_a.ogg"), ("Gone", "gone.ogg"), ("Song A again", "song_a.ogg")])
-        entries = read_playlist(url)
+        entries = read_playlist(url, loopback_downloads())
+        with pytest.raises(CovermillError, match=r"^http://127\.0\.0\.1:\d+/feed\.xml: not downloaded, it points to 127\.0\.0\.1, "
+                                                 r"a loopback address \(this machine\); add 127\.0\.0\.1 to download\.allow_private"):
+            read_playlist(url)  # the feed itself is held to the same addresses
     assert [(e.source, e.title) for e in entries] == [(f"{base}/song_a.ogg", "Song A"), (f"{base}/gone.ogg", "Gone")]
 
 
@@ -69,7 +75,7 @@ def test_folders_and_text_files_are_playlists_too(tmp_path, short_clips):
 
 @pytest.fixture(scope="module")
 def night(prefect_server, short_clips, tmp_path_factory):
-    """One nightly run over a served feed of two real songs and one broken entry."""
+    """One nightly run over a served feed of two real songs, one broken entry and one pointing inside the network."""
     root = tmp_path_factory.mktemp("nightly")
     served = root / "served"
     served.mkdir()
@@ -77,12 +83,12 @@ def night(prefect_server, short_clips, tmp_path_factory):
     shutil.copy(short_clips["song_b"], served / "song_b.ogg")
     config = root / "config.yaml"
     # fewer candidates than the defaults keep the night short; max_attempts 1 settles the broken one
-    config.write_text(yaml.safe_dump({"arrange": {"seeds": [0]}, "nightly": {"max_attempts": 1}}))
+    config.write_text(yaml.safe_dump({"arrange": {"seeds": [0]}, "nightly": {"max_attempts": 1}, "download": ALLOW_LOOPBACK}))
     out = root / "out"
     with http_server(served) as base:
-        url = write_feed(served, base, [("Song A", "song_a.ogg"), ("Broken", "missing.ogg"), ("Song B", "song_b.ogg")])
-        # the first night may start two songs: the third waits for the next night
-        first = invoke("nightly", url, "--out", str(out), "--config", str(config), "--max-songs", "2")
+        url = write_feed(served, base, [("Song A", "song_a.ogg"), ("Broken", "missing.ogg"), ("Inside", INSIDE), ("Song B", "song_b.ogg")])
+        # the first night may start three songs: the fourth waits for the next night
+        first = invoke("nightly", url, "--out", str(out), "--config", str(config), "--max-songs", "3")
         second = invoke("nightly", url, "--out", str(out), "--config", str(config), "--max-songs", "2")
         stages_after_second = stage_rows(out)
         third = invoke("nightly", url, "--out", str(out), "--config", str(config))
@@ -98,16 +104,20 @@ def stage_rows(out: Path) -> list[tuple]:
 def test_a_broken_entry_is_recorded_and_the_others_are_covered(night):
     out, base, (first, second), _, _ = night
     assert first.exit_code == 1  # a failed song is reported ...
-    assert "1 done, 0 rejected, 1 failed, 0 already settled, 1 left for another night" in first.stdout
+    assert "1 done, 0 rejected, 2 failed, 0 already settled, 1 left for another night" in first.stdout
     assert f"{base}/missing.ogg" in first.stdout and "404" in first.stdout
-    assert f"{base}/song_b.ogg: over nightly.max_songs (2)" in first.stdout
+    refusal = (f"{INSIDE}: not downloaded, it points to 169.254.169.254, a link-local address (where a cloud's metadata "
+               "service answers); add 169.254.169.254 to download.allow_private in config.yaml if you mean it.")
+    assert refusal in " ".join(first.stdout.split())  # the summary may wrap it
+    assert f"{base}/song_b.ogg: over nightly.max_songs (3)" in first.stdout
     assert second.exit_code == 0, second.output  # ... and the others are done, one night later
-    assert "1 done, 0 rejected, 0 failed, 2 already settled, 0 left for another night" in second.stdout
+    assert "1 done, 0 rejected, 0 failed, 3 already settled, 0 left for another night" in second.stdout
     ledger = Ledger(ledger_path(out))
     for name in ("song_a", "song_b"):
         state, _, _ = ledger.entry(f"{base}/{name}.ogg")
         assert state == "done"
     assert ledger.entry(f"{base}/missing.ogg")[0] == "failed"
+    assert ledger.entry(INSIDE)[:2] == ("failed", refusal)
     songs = ledger.songs()
     assert sorted(s.title for s in songs) == ["song_a", "song_b"]
     for song in songs:  # a dry run: each video waits with the exact request it would send
@@ -124,7 +134,7 @@ def test_a_broken_entry_is_recorded_and_the_others_are_covered(night):
 def test_a_second_night_processes_nothing_new(night):
     out, _, _, third, stages_after_second = night
     assert third.exit_code == 0, third.output
-    assert "0 done, 0 rejected, 0 failed, 3 already settled" in third.stdout
+    assert "0 done, 0 rejected, 0 failed, 4 already settled" in third.stdout
     assert stage_rows(out) == stages_after_second  # no stage of any song ran again
 
 
