@@ -1,8 +1,10 @@
 """cover_song: one song from source to a local video, then (unless a dry run) today's publishing queue.
 
 download -> generate -> render -> rank -> winner -> thumbnail -> video -> metadata -> publish.
-Every stage is a Prefect task over pure functions; the ledger marks each finished stage, so a
-re-run skips them and a run killed half way resumes where it stopped.
+Every stage is a Prefect task over pure functions; the ledger marks each finished stage with the
+fingerprint of what it was made from (flows/song_fingerprints.py), so a re-run skips what is done
+and current, a run killed half way resumes where it stopped, and a changed setting re-makes what
+depends on it and nothing else.
 """
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ from covermill.flows.approval import ask, choice_problem
 from covermill.flows.config import CovermillConfig
 from covermill.flows.publish import publish
 from covermill.flows.review import show_song
+from covermill.flows.song_fingerprints import (
+    generate_fingerprint,
+    identity_fingerprint,
+    pick_fingerprint,
+    rank_fingerprint,
+    render_fingerprint,
+    thumbnail_fingerprint,
+    video_fingerprint,
+)
 from covermill.tasks.core.atomic import write_json
 from covermill.tasks.core.errors import EveryCandidateRejected
+from covermill.tasks.core.fingerprints import Fingerprints, stage_output
 from covermill.tasks.core.layout import SongFolder, ledger_path
 from covermill.tasks.core.ledger import APPROVAL_STAGE, IDENTITY_STAGE, Ledger, State
 from covermill.tasks.core.leftovers import remove_leftovers
@@ -37,25 +49,30 @@ T = TypeVar("T")
 
 
 class SongRun:
-    """The ledger's view of one song during a run: skip what is done, record what finishes.
+    """The ledger's view of one song during a run: skip what is done and current, record what finishes."""
 
-    Once a stage really runs, every later stage runs too: its inputs may have changed.
-    """
-
-    def __init__(self, ledger: Ledger, song: Song):
+    def __init__(self, ledger: Ledger, song: Song, folder: SongFolder):
         self.ledger = ledger
         self.song = song
+        self.fingerprints = Fingerprints(ledger, folder)
         self.logger = get_run_logger()
-        self.upstream_changed = False
 
-    def run_stage(self, name: str, finished: Callable[[], T | None], run: Callable[[], T], record: Callable[[T], None] = lambda _: None) -> T:
-        """Reuse the stage's result when the ledger says done and `finished()` finds its outputs."""
-        if not self.upstream_changed and self.ledger.is_done(self.song.id, name):
+    def current(self, name: str, made_with: str) -> bool:
+        """Whether the ledger says the stage is done, made with the fingerprint `made_with`."""
+        return self.ledger.is_done(self.song.id, name) and self.fingerprints.recorded(stage_output(name)) == made_with
+
+    def run_stage(self, name: str, made_with: str, finished: Callable[[], T | None], run: Callable[[], T],
+                  record: Callable[[T], None] = lambda _: None) -> T:
+        """Reuse the stage's result when it is current and `finished()` finds its outputs; else run
+        it, and record `made_with` once it has finished."""
+        if self.current(name, made_with):
             previous = finished()
             if previous is not None:
                 self.logger.info("%s: already done, skipped", name)
                 return previous
-        self.upstream_changed = True
+        elif self.ledger.is_done(self.song.id, name):
+            self.logger.info("%s: made with other settings or inputs; made again", name)
+        self.fingerprints.forget(stage_output(name))
         self.ledger.mark(self.song.id, name, State.RUNNING)
         started = time.perf_counter()
         try:
@@ -64,6 +81,7 @@ class SongRun:
             self.ledger.mark(self.song.id, name, State.FAILED, str(exc))
             raise
         record(result)
+        self.fingerprints.record(stage_output(name), made_with)
         self.ledger.mark(self.song.id, name, State.DONE, seconds=time.perf_counter() - started)
         return result
 
@@ -89,12 +107,15 @@ def identity_gate(run: SongRun, winner: Candidate, folder: SongFolder, config: C
         return None
     ledger, song = run.ledger, run.song
     found = ledger.stage_state(song.id, IDENTITY_STAGE)
-    if found is not None and found[0] in (State.DONE, State.HELD) and not run.upstream_changed:
+    made_with = identity_fingerprint(winner, config)
+    if found is not None and found[0] in (State.DONE, State.HELD) and run.fingerprints.recorded(stage_output(IDENTITY_STAGE)) == made_with:
         return found[1] if found[0] == State.HELD else None
     started = time.perf_counter()
+    run.fingerprints.forget(stage_output(IDENTITY_STAGE))
     verdict = check_identity(song, folder.candidate_audio(winner.id), folder.root.parent, ledger.songs(), config.identity)
     ledger.mark(song.id, IDENTITY_STAGE, State.HELD if verdict.held else State.DONE, verdict.reason,
                 seconds=time.perf_counter() - started)
+    run.fingerprints.record(stage_output(IDENTITY_STAGE), made_with)
     run.logger.info("identity: %s", verdict.reason)
     return verdict.reason if verdict.held else None
 
@@ -121,15 +142,19 @@ def switch_pick(song: Song, winner: Candidate, ranking: Ranking, folder: SongFol
     The winner and video stages are marked unfinished first and finished last: a run killed in
     between finds them unfinished and makes them again from the new pick, rather than keeping the
     old pick's render and video under the new pick's name."""
+    fingerprints = Fingerprints(ledger, folder)
     for stage in ("winner", "video"):
         ledger.mark(song.id, stage, State.RUNNING, f"switching the pick to {winner.id}")
+        fingerprints.forget(stage_output(stage))
     ranking = ranking.model_copy(update={"pick": winner.id})
     write_ranking(folder.ranking, ranking)
     ledger.record_ranking(song.id, ranking)
     out = folder.root.parent
     render_winner_task(song, winner, out, config.render)
+    fingerprints.record(stage_output("winner"), pick_fingerprint(winner, config))
     ledger.mark(song.id, "winner", State.DONE, f"picked by a person: {winner.id}")
     video = make_video_task(song, out, config.video)
+    fingerprints.record(stage_output("video"), video_fingerprint(song, winner, config))
     ledger.mark(song.id, "video", State.DONE)
     write_publication(song, winner, ranking, folder.thumbnail, video, folder, config)
     return ranking
@@ -140,6 +165,7 @@ def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: 
     """Ask a person (flows/approval.py) until they approve or reject; (the final pick, approved)."""
     logger = get_run_logger()
     out = folder.root.parent
+    fingerprints = Fingerprints(ledger, folder)
     while True:
         ledger.mark(song.id, APPROVAL_STAGE, State.RUNNING, "waiting for a person in the Prefect UI")
         show_song(song, out, config)  # the review page to listen on is current
@@ -148,6 +174,8 @@ def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: 
             logger.warning("nobody answered within %d s; the song stays out of the queue until a run of it is approved",
                            config.upload.approval_timeout_s)
             return winner, False
+        if decision.decision in ("reject", "approve"):  # an answer about this cover: asked again only when it changes
+            fingerprints.record(stage_output(APPROVAL_STAGE), pick_fingerprint(winner, config))
         if decision.decision == "reject":
             ledger.mark(song.id, APPROVAL_STAGE, State.REJECTED, f"rejected by a person (pick was {winner.id})")
             return winner, False
@@ -183,10 +211,11 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     removed = remove_leftovers(folder.root, folder.review_page.parent)  # a killed run's temporary files
     if removed:
         logger.info("removed %d temporary files a killed run left behind", len(removed))
-    run = SongRun(ledger, song)
+    run = SongRun(ledger, song, folder)
 
     generated: Generated = run.run_stage(
         "generate",
+        generate_fingerprint(song, config),
         lambda: _candidates_on_disk(ledger, song.id),
         lambda: generate_candidates(song, out, config.generate, config.arrange, config.gpu),
         lambda found: ledger.record_generated(song.id, found, config.generate.generators),
@@ -194,11 +223,13 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     candidates = generated.candidates
     audio = run.run_stage(
         "render",
+        render_fingerprint(candidates, config),
         lambda: _audio_on_disk(folder, candidates),
         lambda: render_candidates(song, candidates, out, config.render),
     )
     ranking: Ranking = run.run_stage(
         "rank",
+        rank_fingerprint(song, candidates, config),
         lambda: ledger.ranking(song.id) if folder.ranking.exists() else None,
         lambda: rank(song, candidates, audio, out, config.rank),
         lambda found: ledger.record_ranking(song.id, found),
@@ -210,29 +241,33 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
 
     run.run_stage(
         "winner",
+        pick_fingerprint(winner, config),
         lambda: folder.winner_audio if folder.winner_audio.exists() and folder.winner_midi.exists() else None,
         lambda: render_winner_task(song, winner, out, config.render),
     )
     held = identity_gate(run, winner, folder, config)
     thumbnail = run.run_stage(
         "thumbnail",
+        thumbnail_fingerprint(song, config),
         lambda: _existing(folder.thumbnail),
         lambda: make_thumbnail_task(song, out, config.thumbnail, config.gpu),
         lambda _: ledger.record_thumbnail_art(song.id, folder.thumbnail_info),
     )
-    video = run.run_stage("video", lambda: _existing(folder.video), lambda: make_video_task(song, out, config.video))
+    video = run.run_stage("video", video_fingerprint(song, winner, config), lambda: _existing(folder.video),
+                          lambda: make_video_task(song, out, config.video))
     write_publication(song, winner, ranking, thumbnail, video, folder, config)
     logger.info("winner: %s", winner.id)
 
     approved = True
     answered = ledger.stage_state(song.id, APPROVAL_STAGE)
+    same_cover = run.fingerprints.recorded(stage_output(APPROVAL_STAGE)) == pick_fingerprint(winner, config)
     if config.upload.approval:
-        if answered is not None and answered[0] in (State.DONE, State.REJECTED) and not run.upstream_changed:
+        if answered is not None and answered[0] in (State.DONE, State.REJECTED) and same_cover:
             approved = answered[0] == State.DONE  # the same cover was answered before: not asked again
         else:
             winner, approved = approval(song, ranking, candidates, winner, folder, ledger, config)
     elif held is not None:
-        approved = answered is not None and answered[0] == State.DONE and not run.upstream_changed
+        approved = answered is not None and answered[0] == State.DONE and same_cover
         if not approved:
             logger.warning("held back from the publishing queue: %s (`covermill approve %s` queues it anyway)", held, song.id)
     # The song joins the queue; publish sends what today's budget allows, best first (maybe

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -34,6 +34,9 @@ class BasicPitchOptions(ModelOptions):
     0.5 and 0.3 suit solo instruments; on a band mix they miss much of the accompaniment, and
     0.3 and 0.2 raised the median aligned share of the covers from 0.49 to 0.64 on the quality
     bench (bench/README.md). Lower still is denser than anyone can play (40+ notes a second)."""
+
+    # changes how it runs, not what it writes: left out of fingerprints (tasks/core/fingerprints.py)
+    RUN_ONLY: ClassVar[frozenset[str]] = frozenset({"threads"})
 
     onset_threshold: float = Field(0.3, gt=0.0, lt=1.0)
     frame_threshold: float = Field(0.2, gt=0.0, lt=1.0)

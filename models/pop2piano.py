@@ -23,7 +23,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -69,6 +69,9 @@ def parse_arrangers(value: Any) -> list[int]:
 
 
 class Pop2PianoOptions(ModelOptions):
+    # arrangers and seeds choose which covers are made, each named by its own; the rest changes how it runs, not what it writes: left out of fingerprints (tasks/core/fingerprints.py)
+    RUN_ONLY: ClassVar[frozenset[str]] = frozenset({"arrangers", "seeds", "batch_size", "max_seconds", "threads"})
+
     model: str = DEFAULT_MODEL  # a Hugging Face hub id or a local folder (from save_pretrained)
     revision: str | None = None  # a hub branch, tag or commit
     device: Device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -35,6 +35,9 @@ WINDOW_SECONDS = 16.0  # segmentSizeInSecond in 2.0.conf
 
 
 class TranskunOptions(ModelOptions):
+    # changes how it runs, not what it writes: left out of fingerprints (tasks/core/fingerprints.py)
+    RUN_ONLY: ClassVar[frozenset[str]] = frozenset({"threads"})
+
     device: Device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     threads: int = Field(0, ge=0)  # torch CPU threads; 0 = every core this process may use
     # transkun reads 16 s windows every 8 s (its own setting, used when 0). A longer hop is faster

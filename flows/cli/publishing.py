@@ -159,7 +159,8 @@ def approve(
     song_id: Annotated[str, typer.Argument(help="The song's id: its folder's name under --out.", show_default=False)],
     out: WorkFolder = Path("out"),
 ) -> None:
-    from covermill.tasks.core.layout import ledger_path
+    from covermill.tasks.core.fingerprints import Fingerprints, stage_output
+    from covermill.tasks.core.layout import SongFolder, ledger_path
     from covermill.tasks.core.ledger import APPROVAL_STAGE, IDENTITY_STAGE, Ledger, State
 
     if not ledger_path(out).exists():
@@ -171,6 +172,8 @@ def approve(
         say_error(f"{song_id}: no such song in {out}; the ids are the song folders' names (`covermill queue` lists the waiting ones).")
         raise typer.Exit(2)
     held = ledger.stage_state(song_id, IDENTITY_STAGE)
+    fingerprints = Fingerprints(ledger, SongFolder(out, song_id))  # the approval holds for this pick only
+    fingerprints.record(stage_output(APPROVAL_STAGE), fingerprints.recorded(stage_output("winner")) or "")
     ledger.mark(song_id, APPROVAL_STAGE, State.DONE, "approved from the command line")
     why = f" (it was held back: {held[1]})" if held and held[0] == State.HELD else ""
     print(f"approved: {song.title!r} may be published{why}; `covermill queue` shows its place.")

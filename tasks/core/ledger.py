@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS playlist_entries (
 CREATE TABLE IF NOT EXISTS playlists (
     title TEXT PRIMARY KEY, id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fingerprints (
+    song_id TEXT NOT NULL, output TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (song_id, output)
+);
 CREATE TABLE IF NOT EXISTS claims (
     song_id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, expires REAL NOT NULL
 );
@@ -232,6 +235,20 @@ class Ledger:
             row = db.execute("SELECT data FROM rankings WHERE song_id = ?", (song_id,)).fetchone()
         return Ranking.model_validate_json(row[0]) if row else None
 
+    # --- what made each kept output (tasks/core/fingerprints.py) -----------------------------------
+    def fingerprint(self, song_id: str, output: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT fingerprint FROM fingerprints WHERE song_id = ? AND output = ?", (song_id, output)).fetchone()
+        return row[0] if row else None
+
+    def record_fingerprint(self, song_id: str, output: str, made_with: str | None) -> None:
+        """What `output` was made with; None forgets it (the output is then unknown, made again)."""
+        with self._connect() as db:
+            if made_with is None:
+                db.execute("DELETE FROM fingerprints WHERE song_id = ? AND output = ?", (song_id, output))
+            else:
+                db.execute("INSERT OR REPLACE INTO fingerprints (song_id, output, fingerprint) VALUES (?, ?, ?)",
+                           (song_id, output, made_with))
 
     # --- publishing: what reached YouTube, and what today's quota has spent -----------------------
     def upload(self, song_id: str) -> Upload | None:

@@ -6,8 +6,10 @@ writes one candidate per arranger and seed itself, all of them in one batched ca
 
 Everything this stage makes is a file in the song folder, written atomically: the raw
 transcription per transcriber (so a re-run, or a new style in config.yaml, never transcribes
-again) and one MIDI per candidate (kept if it exists: candidates are named by generator, style or
-arranger, and seed, and their notes depend on nothing else). A generator that cannot handle this
+again) and one MIDI per candidate (candidates are named by generator, style or arranger, and
+seed). Each file is kept while the fingerprint of what made it (tasks/core/fingerprints.py) still
+matches config.yaml: a changed style re-arranges that style's candidates only, a changed
+transcriber option re-transcribes that transcriber only. A generator that cannot handle this
 song (Pop2Piano without a beat grid) is skipped with its reason; the others go on.
 """
 
@@ -32,6 +34,7 @@ from covermill.models.options import ModelOptions
 from covermill.tasks.arrange.analysis import SongAnalysis, analyse, load_analysis, save_analysis
 from covermill.tasks.arrange.styles import ArrangeSettings, arrange_piece
 from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.fingerprints import Fingerprints, fingerprint
 from covermill.tasks.core.gpu_slot import GpuSettings
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import read_midi, write_midi, write_piece
@@ -132,31 +135,48 @@ def _held(model: Any, hold: Hold | None) -> Hold | None:
     return hold if getattr(model, "holds_gpu_slot", False) else None
 
 
+def transcription_fingerprint(song: Song, generator: str, options: ModelOptions) -> str:
+    return fingerprint("transcription", song.source_id, generator, options)
+
+
+def analysis_fingerprint(song: Song) -> str:
+    # The audio decides the grid; the notes that stand in for beats on beatless audio are left
+    # out, so that adding a transcriber does not re-arrange every candidate.
+    return fingerprint("analysis", song.source_id)
+
+
 def transcribe_song(song: Song, folder: SongFolder, generator: str, options: ModelOptions | None = None,
                     hold: Hold | None = None) -> list[Note]:
-    """The generator's notes for the song, transcribed once: later calls read the saved MIDI.
+    """The generator's notes for the song, transcribed once per set of options: later calls read
+    the saved MIDI.
 
     The first call also returns what it reads back from the file, so the first run and every
     re-run arrange exactly the same notes.
     """
     path = folder.transcription(generator)
-    if not path.exists():
-        model = _load(generator, options)
-        with (_held(model, hold) or nullcontext)():
-            notes = model.transcribe(Path(song.audio))
-        write_midi(notes, path)
+    fingerprints = Fingerprints.of(folder)
+    made_with = transcription_fingerprint(song, generator, options or generator_options(generator))
+    if not fingerprints.fresh(path, made_with):
+        with fingerprints.making(path, made_with):
+            model = _load(generator, options)
+            with (_held(model, hold) or nullcontext)():
+                notes = model.transcribe(Path(song.audio))
+            write_midi(notes, path)
     return read_midi(path)
 
 
 def song_analysis(song: Song, folder: SongFolder, notes: list[Note]) -> SongAnalysis:
     """The song's beat grid, meter, melody and chords (tasks/arrange/analysis.py), tracked from its
     audio once and kept in analysis.json; `notes` stand in for the beats where the audio has none."""
-    found = load_analysis(folder.analysis)
+    fingerprints = Fingerprints.of(folder)
+    made_with = analysis_fingerprint(song)
+    found = load_analysis(folder.analysis) if fingerprints.fresh(folder.analysis, made_with) else None
     if found is None:
         started = time.perf_counter()
         analysed = analyse(Path(song.audio), notes)
         # read back what was written, so the first run arranges on exactly the grid a re-run reads
-        found = load_analysis(save_analysis(analysed, folder.analysis)) or analysed
+        with fingerprints.making(folder.analysis, made_with):
+            found = load_analysis(save_analysis(analysed, folder.analysis)) or analysed
         stage_logger("generate").info(
             f"analysis: {found.tempo:.0f} BPM, {found.grid.beats_per_bar} beats a bar, "
             f"{'triplets' if found.grid.steps_per_beat == 3 else 'straight'}, beats from the {found.grid.source}, "
@@ -178,8 +198,12 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     """A transcriber's candidates: its transcription arranged in every style x seed (`report`
     hears the fraction done: the transcription is the first half)."""
     log = stage_logger("generate")
+    fingerprints = Fingerprints.of(folder)
+    inputs = (transcription_fingerprint(song, generator, options), analysis_fingerprint(song))
+    styles = arrange.model_dump(mode="json")["styles"]
     planned = [(style, seed, candidate_id(generator, style, seed)) for style, seed in arrange.variants()]
-    missing = [p for p in planned if not folder.candidate_midi(p[2]).exists()]
+    made_with = {cid: fingerprint("arranged", *inputs, styles[style], seed) for style, seed, cid in planned}
+    missing = [p for p in planned if not fingerprints.fresh(folder.candidate_midi(p[2]), made_with[p[2]])]
     notes: list[Note] = []
     analysis: SongAnalysis | None = None
     if missing:
@@ -196,14 +220,17 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     for number, (style, seed, cid) in enumerate(planned, 1):
         report(0.5 + 0.5 * number / len(planned))
         path = folder.candidate_midi(cid)
-        if path.exists():
+        if fingerprints.fresh(path, made_with[cid]):
             count = len(read_midi(path))
         else:
             arranged = arrange_piece(notes, arrange.styles[style], seed, analysis)
             if not arranged.notes:
                 log.warning(f"{cid}: the {style} style left no notes; skipped")
+                fingerprints.forget(path)
+                path.unlink(missing_ok=True)  # an older config's notes are not this style's
                 continue
-            write_piece(arranged, path)  # on the song's bars, two hands and the pedal where the style made them
+            with fingerprints.making(path, made_with[cid]):
+                write_piece(arranged, path)  # on the song's bars, two hands and the pedal where the style made them
             count = len(arranged.notes)
         candidates.append(Candidate(id=cid, generator=generator, style=style, seed=seed, midi=path, note_count=count))
     return candidates
@@ -213,18 +240,25 @@ def model_covers(song: Song, folder: SongFolder, generator: str, options: ModelO
                  variants: list[Variant], hold: Hold | None = None) -> list[Candidate]:
     """A cover model's candidates: one per arranger x seed, the missing ones made in one call."""
     log = stage_logger("generate")
+    fingerprints = Fingerprints.of(folder)
     planned = [(variant, cover_candidate_id(generator, variant)) for variant in variants]
-    missing = [variant for variant, cid in planned if not folder.candidate_midi(cid).exists()]
+    made_with = {cid: fingerprint("cover", song.source_id, generator, options, variant.arranger, variant.seed) for variant, cid in planned}
+    missing = [variant for variant, cid in planned if not fingerprints.fresh(folder.candidate_midi(cid), made_with[cid])]
     if missing:
         log.info(f"{generator}: writing {len(missing)} of {len(planned)} covers of {song.title or song.id}")
+        for variant in missing:  # an older config's cover is not kept under this config's name
+            fingerprints.forget(folder.candidate_midi(cover_candidate_id(generator, variant)))
+            folder.candidate_midi(cover_candidate_id(generator, variant)).unlink(missing_ok=True)
         model = _load(generator, options)
         try:
             covers = model.cover(Path(song.audio), missing, hold=_held(model, hold), progress=log.info)
         except OutOfMemory as exc:
             raise CovermillError(f"{generator}: {exc}.") from exc
         for variant in missing:
+            cid = cover_candidate_id(generator, variant)
             if covers.get(variant):
-                write_midi(covers[variant], folder.candidate_midi(cover_candidate_id(generator, variant)))
+                write_midi(covers[variant], folder.candidate_midi(cid))
+                fingerprints.record(folder.candidate_midi(cid), made_with[cid])
     candidates = []
     for variant, cid in planned:
         path = folder.candidate_midi(cid)

@@ -21,6 +21,7 @@ from covermill.models.notes import Note
 from covermill.tasks.core.atomic import copy_atomic, file_sha256
 from covermill.tasks.core.audio import SAMPLE_RATE, write_audio
 from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.fingerprints import Fingerprints, fingerprint
 from covermill.tasks.core.layout import SongFolder
 from covermill.tasks.core.midi import PEDAL, read_piece
 from covermill.tasks.core.records import Candidate, Song
@@ -193,6 +194,16 @@ def render_midi(midi_path: Path, target_audio: Path, settings: RenderSettings, d
     return write_audio(Path(target_audio), samples, settings.sample_rate)
 
 
+def candidate_render_fingerprint(midi: Path, settings: RenderSettings) -> str:
+    """What a candidate's render depends on: its notes (the MIDI's bytes) and the render settings."""
+    return fingerprint("render", file_sha256(midi), settings, PROTOCOL.min_note_seconds)
+
+
+def winner_fingerprint(winner: Candidate, settings: RenderSettings) -> str:
+    """What winner.mid and winner.flac depend on: the pick, its notes and the render settings."""
+    return fingerprint("winner", winner.id, file_sha256(winner.midi), settings)
+
+
 def render_winner(midi_path: Path, target_audio: Path, settings: RenderSettings) -> Path:
     """The winner as the video will play it: every note kept, nothing dropped."""
     return render_midi(midi_path, target_audio, settings, drop_shorter_than=0.0)
@@ -202,24 +213,29 @@ def render_winner(midi_path: Path, target_audio: Path, settings: RenderSettings)
 def render_candidates(song: Song, candidates: list[Candidate], out_dir: Path, settings: RenderSettings) -> dict[str, Path]:
     """Render each candidate for ranking (notes under the protocol's minimum dropped).
 
-    Audio that already exists is kept, so a killed run resumes where it stopped; candidates whose
-    MIDI is byte-identical (styles that changed nothing on a sparse song) share one render, so
-    they cost nothing twice and score exactly alike.
+    Audio made from the same notes with the same settings is kept, so a killed run resumes where
+    it stopped and a changed candidate is the only one rendered again; candidates whose MIDI is
+    byte-identical (styles that changed nothing on a sparse song) share one render, so they cost
+    nothing twice and score exactly alike.
     """
     folder = SongFolder(out_dir, song.id)
+    fingerprints = Fingerprints.of(folder)
     logger = stage_logger("render")
     audio: dict[str, Path] = {}
     by_content: dict[str, Path] = {}
     for number, candidate in enumerate(candidates, start=1):
         target = folder.candidate_audio(candidate.id)
-        twin = by_content.setdefault(file_sha256(candidate.midi), target)
-        if target.exists():
+        made_with = candidate_render_fingerprint(candidate.midi, settings)
+        twin = by_content.setdefault(made_with, target)
+        if fingerprints.fresh(target, made_with):
             logger.info("render %d/%d: %s already rendered", number, len(candidates), candidate.id)
         elif twin != target:
-            copy_atomic(twin, target)
+            with fingerprints.making(target, made_with):
+                copy_atomic(twin, target)
             logger.info("render %d/%d: %s has the same notes as %s; render reused", number, len(candidates), candidate.id, twin.stem)
         else:
-            render_midi(candidate.midi, target, settings, drop_shorter_than=PROTOCOL.min_note_seconds)
+            with fingerprints.making(target, made_with):
+                render_midi(candidate.midi, target, settings, drop_shorter_than=PROTOCOL.min_note_seconds)
             logger.info("render %d/%d: %s -> %s", number, len(candidates), candidate.id, target.name)
         audio[candidate.id] = target
     return audio

@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prefect.artifacts import create_table_artifact
 from pydantic import Field
@@ -67,6 +67,9 @@ log = logging.getLogger("covermill.rank")
 
 
 class RankSettings(Settings):
+    # changes how it runs, not what it writes: left out of fingerprints (tasks/core/fingerprints.py)
+    RUN_ONLY: ClassVar[frozenset[str]] = frozenset({"workers"})
+
     workers: int = Field(0, ge=0, description="processes comparing candidates at once; 0 = every usable core")
     max_frames: int = Field(
         2000, ge=50,

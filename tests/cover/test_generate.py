@@ -13,8 +13,9 @@ from covermill.models import basic_pitch, transkun
 from covermill.tasks.arrange.styles import ArrangeSettings
 from covermill.tasks.core.audio import decode_to_wav, write_audio
 from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.fingerprints import Fingerprints
 from covermill.tasks.core.layout import SongFolder
-from covermill.tasks.core.midi import read_midi, read_piece, write_midi
+from covermill.tasks.core.midi import read_midi, read_piece
 from covermill.tasks.core.records import Song
 from covermill.tasks.cover import generate as gen
 from covermill.tasks.cover.generate import GenerateSettings, candidate_id, make_candidates, transcribe_song
@@ -64,14 +65,61 @@ def test_candidates_for_every_style_and_seed_then_reused(song_a, monkeypatch):
     assert read_midi(lost.midi) == before
 
 
-def test_transcription_is_read_back_from_its_file(song_a, monkeypatch):
+class Transcriber:
+    """Stands in for a loaded model: hands out `notes` and counts the loads."""
+
+    def __init__(self, notes):
+        self.notes, self.loads = notes, []
+
+    def load(self, generator, options):
+        self.loads.append(options)
+        return self
+
+    def transcribe(self, audio):
+        return self.notes
+
+
+def test_transcription_is_read_back_from_its_file_and_made_again_for_other_options(song_a, monkeypatch):
     song, folder = song_a
     saved = [gen.Note(0.5, 1.0, 60, 90), gen.Note(0.75, 2.0, 43, 70)]
-    write_midi(saved, folder.transcription("basic-pitch"))
+    model = Transcriber(saved)
+    monkeypatch.setattr(gen, "load_generator", model.load)
+    first = transcribe_song(song, folder, "basic-pitch", basic_pitch.BasicPitchOptions())
+    again = transcribe_song(song, folder, "basic-pitch", basic_pitch.BasicPitchOptions(threads=1))  # how it runs: same notes
+    assert len(model.loads) == 1 and first == again
+    assert [(n.pitch, n.velocity) for n in again] == [(60, 90), (43, 70)]
+    assert all(abs(a.start - b.start) < 1e-3 and abs(a.end - b.end) < 1e-3 for a, b in zip(again, saved))
+
+    transcribe_song(song, folder, "basic-pitch", basic_pitch.BasicPitchOptions(onset_threshold=0.5))
+    assert len(model.loads) == 2  # another threshold is another transcription
+
+    Fingerprints.of(folder).forget(folder.transcription("basic-pitch"))  # a file nobody recorded: a killed write, an old folder
+    transcribe_song(song, folder, "basic-pitch", basic_pitch.BasicPitchOptions(onset_threshold=0.5))
+    assert len(model.loads) == 3
+
+
+def stamps(paths):
+    """(inode, mtime) of each file: an atomic re-write gives a new inode."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
+
+
+def test_a_changed_style_re_arranges_that_style_only(song_a, monkeypatch):
+    song, folder = song_a
+    styles = {"sparse": [{"step": "fold"}, {"step": "thin", "max_voices": 4}], "humanised": [{"step": "humanise"}]}
+    arrange = ArrangeSettings(styles=styles, seeds=[0, 1])
+    made = make_candidates(song, folder, GenerateSettings(), arrange).candidates
+    before = stamps([c.midi for c in made] + [folder.transcription("basic-pitch"), folder.analysis])
+
     monkeypatch.setattr(gen, "load_generator", refuse_to_load)
-    notes = transcribe_song(song, folder, "basic-pitch", {})
-    assert [(n.pitch, n.velocity) for n in notes] == [(60, 90), (43, 70)]
-    assert all(abs(a.start - b.start) < 1e-3 and abs(a.end - b.end) < 1e-3 for a, b in zip(notes, saved))
+    monkeypatch.setattr(gen, "analyse", refuse_to_load)
+    changed = ArrangeSettings(styles={**styles, "humanised": [{"step": "humanise", "timing_sd": 0.03}]}, seeds=[0, 1])
+    remade = make_candidates(song, folder, GenerateSettings(), changed).candidates
+    after = stamps(before)
+    assert [c.id for c in remade] == [c.id for c in made]
+    assert {p.name for p in before if before[p] != after[p]} == {"basic-pitch-humanised-s0.mid", "basic-pitch-humanised-s1.mid"}
+
+    make_candidates(song, folder, GenerateSettings(), ArrangeSettings(styles=styles, seeds=[0, 1]))  # and back again
+    assert {p.name for p, stamp in stamps(before).items() if stamp != after[p]} == {"basic-pitch-humanised-s0.mid", "basic-pitch-humanised-s1.mid"}
 
 
 def test_silence_gives_one_clear_error(tmp_path):

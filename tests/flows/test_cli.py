@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,8 +103,15 @@ class TestBadInputs:
     def test_unreachable_url(self, tmp_path):
         with http_server(tmp_path) as base:
             pass  # the port is closed again: nothing listens there now
-        result = invoke("run", f"{base}/song.ogg", "--out", str(tmp_path / "out"))
+        config = tmp_path / "config.yaml"
+        config.write_text("download:\n  allow_private: [127.0.0.1]\n")
+        result = invoke("run", f"{base}/song.ogg", "--out", str(tmp_path / "out"), "--config", str(config))
         assert_one_sentence(result, f"{base}/song.ogg", "could not download")
+
+    def test_a_private_address_unless_allowed(self, tmp_path):
+        result = invoke("run", "http://169.254.169.254/latest/meta-data/", "--out", str(tmp_path / "out"))
+        assert_one_sentence(result, "http://169.254.169.254/latest/meta-data/: not downloaded, it points to 169.254.169.254",
+                            "add 169.254.169.254 to download.allow_private in config.yaml if you mean it.")
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +201,31 @@ def test_rerun_skips_finished_stages_and_finishes_unfinished_ones(dry_run, clips
     assert (folder / "video.mp4").exists()
     assert abs(probe(folder / "video.mp4").duration - probe(folder / "winner.flac").duration) < 0.5
     assert Ledger(ledger_path(out)).stage_state(folder.name, "video")[0] == "done"
+
+
+@pytest.mark.server
+def test_a_changed_style_re_makes_its_candidates_the_ranking_and_what_follows_only(dry_run, clips, tmp_path):
+    """Runs last on the shared work folder: the picked style gets another step, nothing else changes."""
+    import yaml
+
+    from covermill.tasks.arrange.styles import ArrangeSettings
+
+    out, _, _ = dry_run
+    (folder,) = [p for p in out.iterdir() if p.is_dir() and p.name != "gallery"]
+    pick = json.loads((folder / "ranking.json").read_text())["pick"]
+    style = next(c.style for c in Ledger(ledger_path(out)).candidates(folder.name) if c.id == pick)
+    styles = ArrangeSettings().model_dump(mode="json")["styles"]
+    styles[style] = [*styles[style], {"step": "thin", "max_voices": 2, "min_duration": 0.3}]  # surely other notes
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"arrange": {"styles": styles}}))
+    outputs = [p for p in folder.rglob("*") if p.is_file() and p.name not in ("metadata.json", "upload_request.json")]
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in outputs}
+
+    result = invoke("run", str(clips["song_a"]), "--out", str(out), "--dry-run", "--config", str(config))
+    assert result.exit_code == 0, result.stderr
+    changed = {p.relative_to(folder).as_posix() for p in outputs if (p.stat().st_ino, p.stat().st_mtime_ns) != before[p]}
+    of_style = {p.relative_to(folder).as_posix() for p in outputs
+                if p.parent.name == "candidates" and re.fullmatch(rf"basic-pitch-{re.escape(style)}(-s\d+)?", p.stem)}
+    assert of_style and changed == of_style | {"ranking.json", "winner.mid", "winner.flac", "video.mp4"}
+    assert "thumbnail: already done, skipped" in result.stdout
+    assert "rank: made with other settings or inputs; made again" in result.stdout

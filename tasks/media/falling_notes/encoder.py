@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import ffmpeg
 import numpy as np
@@ -47,6 +47,9 @@ DEFAULT_MAX_WORKERS = 8
 
 
 class FallingNotesSettings(Settings):
+    # ranges and workers change how it runs, not what it writes: left out of fingerprints (tasks/core/fingerprints.py)
+    RUN_ONLY: ClassVar[frozenset[str]] = frozenset({"workers", "min_range_seconds", "max_minutes"})
+
     fall_seconds: float = Field(3.0, gt=0.2, le=20)  # how long a note is in view before it is struck
     intro_seconds: float = Field(3.0, ge=0, le=30)  # the thumbnail with its title over the first seconds (0: none)
     fade_seconds: float = Field(1.0, ge=0, le=10)  # the intro card's fade out, within intro_seconds
