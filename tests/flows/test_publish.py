@@ -196,3 +196,47 @@ def test_auth_imports_a_token_made_elsewhere_and_refuses_a_missing_client_file(t
     assert refused.exit_code == 2
     (line,) = [line for line in refused.stderr.splitlines() if line.strip()]
     assert "missing.json" in line and "client_secrets" in line
+
+
+@pytest.mark.server
+def test_the_token_appears_in_no_output(prefect_server, fake, work):
+    """Publish with a refresh, a failed chunk and a give-up, then grep every output for the secrets:
+    the work folder (ledger and gallery included), the command's output, and the Prefect server's
+    database (logs, artifacts, parameters, states, results) and result storage."""
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_LOCAL_STORAGE_PATH
+
+    out, config, _ = work
+    refresh, client_secret, access = "rt-SECRET-5b8e", "cs-SECRET-77d1", "at-SECRET-0c4f"
+    fake.refresh_tokens.add(refresh)
+    credentials = Credentials(token=access, refresh_token=refresh, token_uri=fake.token_uri,
+                              client_id="client-id", client_secret=client_secret)
+    save_credentials(credentials, token_path(out, AuthSettings()), authorized_at=time.time())
+    fake.expire_access_tokens()  # the first call answers 401: the token is refreshed, a new access token issued
+    fake.inject("PUT", "/upload/session/", status=500, times=1)  # one failed chunk, retried
+    config.write_text(config.read_text().replace("chunk_kib: 256", "chunk_kib: 256\n  retries: 1"))
+    results = [invoke("publish", "--out", str(out), "--config", str(config), "--publish")]
+    fake.inject("PUT", "/upload/session/", status=503, times=1000)  # the last song gives up: an error's text
+    fake.refresh_tokens.add(refresh)
+    results.append(invoke("publish", "--out", str(out), "--config", str(config), "--publish"))
+    results.append(invoke("queue", "--out", str(out), "--config", str(config)))
+    assert results[0].exit_code == 0 and published(fake, out), results[0].output
+    issued = set(fake.access_tokens)
+    assert issued and access not in issued
+    secrets = [s.encode() for s in (refresh, client_secret, access, *issued)]
+
+    texts = {f"output of {r}": (r.stdout + r.stderr).encode() for r in results}
+    token_file = token_path(out, AuthSettings())
+    for path in out.rglob("*"):
+        if path.is_file() and path != token_file:
+            texts[str(path)] = path.read_bytes()
+    database = Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+    for path in [*database.parent.glob(database.name + "*"), *Path(PREFECT_LOCAL_STORAGE_PATH.value()).glob("**/*")]:
+        if path.is_file():
+            texts[str(path)] = path.read_bytes()
+    prefect_texts = b"".join(text for name, text in texts.items() if Path(name).parent in (database.parent,))
+    video_id = next(iter(fake.videos))
+    assert video_id.encode() in prefect_texts  # what the runs logged is in what was searched
+    assert str(out / "ledger.sqlite") in texts
+    assert token_file.read_bytes().count(refresh.encode()) == 1  # the secret is there to find
+    leaks = [(name, s.decode()) for name, text in texts.items() for s in secrets if s in text]
+    assert leaks == []
