@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from covermill.flows.nightly_settings import NightlySettings
+from covermill.flows.run_form import RunFormSettings
 from covermill.tasks.arrange.styles import ArrangeSettings
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.gpu_slot import GpuSettings
@@ -45,6 +46,7 @@ class CovermillConfig(Settings):
     upload: UploadSettings = UploadSettings()
     nightly: NightlySettings = NightlySettings()
     gallery: GallerySettings = GallerySettings()
+    run_form: RunFormSettings = RunFormSettings()
 
 
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

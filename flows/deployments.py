@@ -7,6 +7,11 @@ config file the deployment names, then run the real flow as a subflow.
 
 `covermill serve` serves both from this process (no work pool needed); `covermill deploy`
 registers them on a process work pool, so workers on several machines share the runs.
+
+Whoever reaches the Prefect API can start runs with any parameters, so a run picks the song, not
+where files go nor which settings apply (a config file can name a module to import:
+thumbnail.image_check): the work folder and the config file are the deployment's, a local source
+must lie in run_form.source_folders, and publishing needs upload.enabled in that config.
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ from pydantic import Field
 from covermill.flows.config import CovermillConfig, load_config, with_overrides
 from covermill.flows.cover_song import cover_song
 from covermill.flows.nightly import SONG_DEPLOYMENT_NAME, nightly
+from covermill.flows.run_form import checked_source
+from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.records import CoverResult, NightlyResult
 from covermill.tasks.cover.generate import known_generators
 
 SONG_FLOW, SONG_DEPLOYMENT = SONG_DEPLOYMENT_NAME.split("/")
 NIGHTLY_FLOW, NIGHTLY_DEPLOYMENT = "covermill-nightly", "nightly"
+
+OUT_DIR_FIELD = "Work folder (shared by every worker): the deployment's (covermill serve/deploy --out); another is refused."
+CONFIG_FILE_FIELD = "config.yaml on the worker: the deployment's (covermill serve/deploy --config); another is refused."
 
 # The generators installed here (the covermill.generators entry-point group), as a dropdown in the run form.
 GeneratorName = Literal[tuple(known_generators())]  # type: ignore[valid-type]
@@ -44,31 +54,71 @@ def run_config(config_file: str | None, generators: list[str] | None = None, arr
     return config
 
 
+def _same_path(given: str, fixed: str) -> bool:
+    return given == fixed or bool(fixed) and Path(given).resolve() == Path(fixed).resolve()
+
+
+def deployment_files(**given: str) -> dict[str, str]:
+    """The work folder and config file (keyword: the run's value) a run uses: its deployment's. A run
+    may leave one empty (the nightly's fan-out does when the command line had no config file) or
+    repeat it; another value is refused. Outside a deployment run (code, a test) the values given."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import deployment
+
+    if deployment.id is None:
+        return given
+    with get_client(sync_client=True) as client:
+        fixed = client.read_deployment(deployment.id).parameters
+    for name, value in given.items():
+        if value and name in fixed and not _same_path(value, fixed[name]):
+            raise CovermillError(f"{name} {value!r}: runs of this deployment use {fixed[name]!r}, as `covermill serve` or "
+                                 f"`covermill deploy` set it; start the run again without changing {name}.")
+    return {name: fixed.get(name, value) for name, value in given.items()}
+
+
+def check_publishing(dry_run: bool, config: CovermillConfig, setting_file: str) -> None:
+    if not dry_run and not config.upload.enabled:
+        raise CovermillError(f"dry_run is off, but upload.enabled is false in {setting_file}: a run from the Prefect UI or "
+                             "API publishes only when the config allows it; leave dry_run on, or set upload.enabled: true there.")
+
+
+def setting_file(config_file: str) -> str:
+    return config_file or "./config.yaml or the built-in defaults"
+
+
 @flow(name=SONG_FLOW, log_prints=True)
 def song_run(
-    source: Annotated[str, Field(description="An audio file on the worker, or an http(s) URL (YouTube, SoundCloud, a direct file).")],
-    dry_run: Annotated[bool, Field(description="Stop at the local video and its upload_request.json; off uploads what today's budget allows.")] = True,
+    source: Annotated[str, Field(description="An http(s) URL (YouTube, SoundCloud, a direct file), or an audio file on the worker in run_form.source_folders.")],
+    dry_run: Annotated[bool, Field(description="Stop at the local video and its upload_request.json; off (only with upload.enabled) uploads what today's budget allows.")] = True,
     generators: Annotated[list[GeneratorName], Field(description="Generators for this run; empty keeps the config file's.")] = [],  # noqa: B006 - a form's default, never mutated
     arrangers: Annotated[str, Field(description="Pop2Piano arrangers: 'all' or composer numbers such as 1,3,20; empty keeps the config file's.")] = "",
     seeds: Annotated[list[int], Field(description="Sampling seeds for Pop2Piano and the random arrangement styles; empty keeps the config file's.")] = [],  # noqa: B006
-    out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
-    config_file: Annotated[str, Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = "",
+    out_dir: Annotated[str, Field(description=OUT_DIR_FIELD)] = "out",
+    config_file: Annotated[str, Field(description=CONFIG_FILE_FIELD)] = "",
 ) -> CoverResult:
     """Cover one song, chosen by hand."""
-    return cover_song(source=source, out_dir=out_dir, config=run_config(config_file, generators, arrangers, seeds), dry_run=dry_run)
+    out_dir, config_file = deployment_files(out_dir=out_dir, config_file=config_file).values()
+    config = run_config(config_file, generators, arrangers, seeds)
+    source = checked_source(source, config.run_form.source_folders, setting_file(config_file))
+    check_publishing(dry_run, config, setting_file(config_file))
+    return cover_song(source=source, out_dir=out_dir, config=config, dry_run=dry_run)
 
 
 @flow(name=NIGHTLY_FLOW, log_prints=True)
 def nightly_run(
-    playlist: Annotated[str, Field(description="Playlist URL, folder or text file; empty: nightly.playlist of the config file.")] = "",
-    dry_run: Annotated[bool, Field(description="Never upload; off uploads what today's budget allows.")] = True,
+    playlist: Annotated[str, Field(description="Playlist URL, or a folder or text file in run_form.source_folders; empty: nightly.playlist of the config file.")] = "",
+    dry_run: Annotated[bool, Field(description="Never upload; off (only with upload.enabled) uploads what today's budget allows.")] = True,
     max_songs: Annotated[int, Field(ge=0, description="New songs tonight; 0: nightly.max_songs of the config file.")] = 0,
-    out_dir: Annotated[str, Field(description="Work folder (shared by every worker): song folders, the ledger, the token.")] = "out",
-    config_file: Annotated[str, Field(description="config.yaml on the worker; empty: ./config.yaml or the defaults.")] = "",
+    out_dir: Annotated[str, Field(description=OUT_DIR_FIELD)] = "out",
+    config_file: Annotated[str, Field(description=CONFIG_FILE_FIELD)] = "",
 ) -> NightlyResult:
     """Cover every new song of a playlist, then publish today's share."""
-    return nightly(playlist=playlist or None, out_dir=out_dir, config=run_config(config_file, max_songs=max_songs or None),
-                   dry_run=dry_run, config_file=config_file or None)
+    out_dir, config_file = deployment_files(out_dir=out_dir, config_file=config_file).values()
+    config = run_config(config_file, max_songs=max_songs or None)
+    if playlist and playlist != config.nightly.playlist:  # the config's own playlist is the config's to name
+        playlist = checked_source(playlist, config.run_form.source_folders, setting_file(config_file))
+    check_publishing(dry_run, config, setting_file(config_file))
+    return nightly(playlist=playlist or None, out_dir=out_dir, config=config, dry_run=dry_run, config_file=config_file or None)
 
 
 def deployments(config: CovermillConfig, config_file: str | None, out_dir: str, work_pool: str | None = None) -> list[Any]:

@@ -1,5 +1,5 @@
-"""`covermill serve` and `covermill deploy`: the Prefect deployments behind the UI's run form, the
-nightly schedule and the workers of several machines."""
+"""`covermill serve`, `covermill deploy` and `covermill worker`: the Prefect deployments behind the
+UI's run form, the nightly schedule and the workers of several machines."""
 
 from __future__ import annotations
 
@@ -26,13 +26,23 @@ def for_a_server(config: Optional[Path], no_server: str):
     return settings, str(config_file) if config_file else None, PREFECT_API_URL.value()
 
 
+def tell_stopped(signal_name: str | None) -> None:
+    """The line a service prints when a signal stopped it. The exit code stays 0: a service that
+    stopped when asked stopped cleanly (systemd needs no SuccessExitStatus=143)."""
+    if signal_name:
+        print(f"stopped on {signal_name}; runs in flight were cancelled and resume from their finished stages "
+              "when run again.", flush=True)
+
+
 @app.command(
     help=(
         "Serve covermill's two Prefect deployments from this process until stopped: "
         "'covermill-song/cover-song' (one song, started by hand from the Prefect UI with a form: "
         "source, dry run, generators, arrangers, seeds) and 'covermill-nightly/nightly' (the "
         "playlist, on nightly.cron in nightly.timezone). Needs a running Prefect server: start "
-        "one with `prefect server start` and set PREFECT_API_URL (the README has the steps).\n\n"
+        "one with `prefect server start` and set PREFECT_API_URL (the README has the steps). "
+        "SIGTERM or Ctrl-C stops it: runs in flight are cancelled (they resume from their finished "
+        "stages when run again) and it exits 0.\n\n"
         "Examples:\n\n"
         "  PREFECT_API_URL=http://127.0.0.1:4200/api covermill serve --out covers --config config.yaml\n\n"
         "  prefect deployment run 'covermill-song/cover-song' --param source=https://youtu.be/ID"
@@ -44,21 +54,20 @@ def serve(
 ) -> None:
     settings, config_file, api = for_a_server(config, "covermill serve needs a Prefect server that outlives it: start one with "
                                               "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api.")
-    from prefect import serve as prefect_serve
-
     from covermill.flows.deployments import deployments
+    from covermill.flows.services import serve_until_stopped
 
     print(f"serving covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
-          f"{settings.nightly.timezone}) on {api}; Ctrl-C stops.", flush=True)
-    prefect_serve(*deployments(settings, config_file, str(out)))
+          f"{settings.nightly.timezone}) on {api}; Ctrl-C or SIGTERM stops.", flush=True)
+    tell_stopped(serve_until_stopped(deployments(settings, config_file, str(out))))
 
 
 @app.command(
     help=(
         "Register the two deployments on a Prefect process work pool (created when missing), so "
-        "workers on several machines share the runs: start `prefect worker start --pool POOL "
-        "--type process --limit 1` on each GPU machine, with PREFECT_API_URL pointing at the same "
-        "server. Workers find the flows in the installed covermill package; the work folder "
+        "workers on several machines share the runs: start `covermill worker --pool POOL` on each "
+        "GPU machine, with PREFECT_API_URL pointing at the same server. Workers find the flows in "
+        "the installed covermill package; the work folder "
         "(--out) and the config file must be on storage they all see, at the same path. With "
         "nightly.fan_out: true the nightly run hands each song to the pool.\n\n"
         "Example:\n\n"
@@ -78,4 +87,30 @@ def deploy(
         deploy_to_pool(settings, config_file, str(out), pool)
     print(f"deployed covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
           f"{settings.nightly.timezone}) on work pool {pool!r}.\n"
-          f"start a worker on each machine: prefect worker start --pool {pool} --type process --limit 1")
+          f"start a worker on each machine: covermill worker --pool {pool}")
+
+
+@app.command(
+    help=(
+        "Run a Prefect process worker on a work pool that `covermill deploy` filled, until SIGTERM or "
+        "Ctrl-C: it takes the pool's runs one at a time (--limit), and when stopped it takes no new "
+        "run, cancels the runs in flight (marked Cancelled in Prefect; the song resumes from its "
+        "finished stages when run again) and exits 0. `prefect worker start --type process` does "
+        "the same work but does not stop on SIGTERM (prefect 3.8).\n\n"
+        "Example:\n\n"
+        "  PREFECT_API_URL=http://10.0.0.5:4200/api covermill worker --pool covermill"
+    )
+)
+def worker(
+    pool: Annotated[str, typer.Option("--pool", help="The process work pool's name.")] = "covermill",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Runs at a time on this machine.")] = 1,
+    name: Annotated[Optional[str], typer.Option("--name", help="The worker's name in the Prefect UI (default: a random one).")] = None,
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from covermill.flows.services import work_until_stopped
+
+    if not PREFECT_API_URL.value():
+        say_error("covermill worker needs the Prefect server the deployments are on: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api).")
+        raise typer.Exit(2)
+    tell_stopped(work_until_stopped(pool, limit, name, printer=lambda line: print(line, flush=True)))

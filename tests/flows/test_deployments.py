@@ -41,12 +41,13 @@ def wait_for(check, timeout: float, what: str, process: subprocess.Popen | None 
 
 
 @pytest.fixture(scope="module")
-def served(prefect_api, tmp_path_factory):
+def served(prefect_api, short_clips, tmp_path_factory):
     api, env = prefect_api
     root = tmp_path_factory.mktemp("served")
     config = root / "config.yaml"
     config.write_text(yaml.safe_dump({"arrange": {"seeds": [0]},
-                                      "nightly": {"cron": "30 4 * * *", "timezone": "Europe/Paris"}}))
+                                      "nightly": {"cron": "30 4 * * *", "timezone": "Europe/Paris"},
+                                      "run_form": {"source_folders": [str(short_clips["song_b"].parent)]}}))
     out = root / "out"
     log = root / "serve.log"
     with open(log, "w") as sink:
@@ -113,6 +114,31 @@ def test_a_run_with_parameters_completes(served, short_clips):
     (song_row,) = Ledger(ledger_path(out)).songs()
     assert song_row.title == "song_b"
     assert Ledger(ledger_path(out)).is_done(song_row.id, "video")
+
+
+def test_a_run_cannot_move_the_work_folder_or_the_config(served, tmp_path):
+    """The form shows out_dir and config_file, but a run of the deployment keeps the deployment's: a
+    config names modules to import (thumbnail.image_check), the work folder is where files go."""
+    client, song, _, out, log = served
+    elsewhere = tmp_path / "elsewhere"
+    other_config = tmp_path / "other.yaml"
+    other_config.write_text(yaml.safe_dump({"thumbnail": {"image_check": "os:system"}}))
+    runs = {name: client.post(f"/deployments/{song['id']}/create_flow_run", json={
+                "parameters": {"source": "https://example.com/song.ogg", name: str(value)}}).json()["id"]
+            for name, value in (("out_dir", elsewhere), ("config_file", other_config))}
+
+    def finished(run_id):
+        def check():
+            state = client.get(f"/flow_runs/{run_id}").json()["state"]
+            return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+        return check
+
+    for name, run_id in runs.items():
+        state = wait_for(finished(run_id), 120, f"the run with another {name}", log=log)
+        assert state["type"] == "FAILED", state
+        assert f"runs of this deployment use '{song['parameters'][name]}'" in state["message"], state["message"]
+        assert f"without changing {name}" in state["message"]
+    assert not elsewhere.exists()
 
 
 def test_bad_parameters_are_refused_before_a_run_exists(served):

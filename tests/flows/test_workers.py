@@ -1,6 +1,7 @@
 """Beyond one machine, on Prefect itself: `covermill deploy` puts the deployments on a process work
-pool, two real workers (limit 1 each) pull from it, and a fanned-out nightly run over a playlist
-ends with every song done exactly once and runs taken by both workers."""
+pool, two real workers (`covermill worker`, Prefect's process worker, limit 1 each) pull from it,
+and a fanned-out nightly run over a playlist ends with every song done exactly once and runs taken
+by both workers."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from helpers import prefect_http, stop
 pytestmark = pytest.mark.server
 
 COVERMILL = str(Path(sys.executable).with_name("covermill"))
-PREFECT = str(Path(sys.executable).with_name("prefect"))
 POOL = "covermill-test-pool"
 RECORDINGS = ("music001", "music004")  # two songs, two workers of limit 1: each takes one
 
@@ -40,6 +40,7 @@ def fanned_out(prefect_api, tmp_path_factory):
         "arrange": {"styles": {name: DEFAULT_STYLES[name] for name in ("two-hands", "block-chords")}, "seeds": [0]},
         "nightly": {"fan_out": True, "max_minutes": 15},
         "gpu": {"limit": None},  # no torch model runs here; the slot is tested elsewhere
+        "run_form": {"source_folders": [str(root)]},  # the fanned-out song runs read the playlist's files
     }))
     out = root / "out"
     deployed = subprocess.run([COVERMILL, "deploy", "--pool", POOL, "--out", str(out), "--config", str(config)],
@@ -49,8 +50,8 @@ def fanned_out(prefect_api, tmp_path_factory):
     workers = []
     for number, log in enumerate(logs, 1):
         with open(log, "w") as sink:
-            workers.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", POOL, "--type", "process", "--limit", "1",
-                                             "--name", f"worker-{number}"], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root))
+            workers.append(subprocess.Popen([COVERMILL, "worker", "--pool", POOL, "--limit", "1", "--name", f"worker-{number}"],
+                                            env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root))
     try:
         deadline = time.monotonic() + 90
         while not all("started" in log.read_text() for log in logs):

@@ -1,0 +1,164 @@
+"""`covermill serve` and `covermill worker` stop when asked, as systemd and container runtimes ask:
+SIGTERM with a song in flight, against a real Prefect server on 127.0.0.1. Each exits 0 with one
+line and no traceback, leaves no process of the run behind, leaves the run and its subflow
+Cancelled (not Running for good), and the same source run again completes from the stages the
+ledger had finished."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from covermill.tasks.core.host import process_alive
+from covermill.tasks.core.layout import ledger_path
+from covermill.tasks.core.ledger import Ledger
+
+from helpers import prefect_http, stop
+
+pytestmark = pytest.mark.server
+
+COVERMILL = str(Path(sys.executable).with_name("covermill"))
+SONG = "covermill-song/cover-song"
+POOL = "covermill-services-test-pool"
+STOP_TIMEOUT_S = 90  # Prefect's kill grace is 30 s; a clean stop takes a few seconds (measured 5-12 s)
+
+
+def until(check, timeout: float, what: str, process: subprocess.Popen, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc (psutil is not installed)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    """Live processes started for flow run `run_id` (Prefect puts PREFECT__FLOW_RUN_ID in their environment)."""
+    needle = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0") and process_alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def setup(prefect_api, short_clips, tmp_path_factory):
+    api, env = prefect_api
+    root = tmp_path_factory.mktemp("services")
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "generate": {"generators": ["basic-pitch"]}, "arrange": {"seeds": [0]}, "video": {"style": "still"},
+        "run_form": {"source_folders": [str(short_clips["song_a"].parent)]},
+    }))
+    with prefect_http(api) as client:
+        yield client, env, root, config
+
+
+def start_song(client, out: Path, source: Path) -> str:
+    """A run of the cover-song deployment registered for `out`, as the UI's form starts one; its id."""
+    deployment = client.get(f"/deployments/name/{SONG}").json()
+    assert deployment["parameters"]["out_dir"] == str(out)
+    run = client.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"source": str(source)}})
+    assert run.status_code == 201, run.text
+    return run.json()["id"]
+
+
+def song_in_flight(out: Path):
+    """The song whose generate stage is done (the stages after it still running), once there is one."""
+    if not ledger_path(out).exists():
+        return None
+    ledger = Ledger(ledger_path(out))
+    return next((song for song in ledger.songs() if ledger.is_done(song.id, "generate")), None)
+
+
+def stop_and_check(process: subprocess.Popen, log: Path, client, run_id: str) -> str:
+    """SIGTERM `process` while `run_id` is in flight; checks what the stop leaves; its output."""
+    below = descendants(process.pid)
+    assert processes_of_run(run_id), "the run has a process to stop"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=STOP_TIMEOUT_S) == 0
+    output = log.read_text()
+    assert "stopped on SIGTERM" in output and "Traceback" not in output, output[-3000:]
+    assert processes_of_run(run_id) == [], "no process of the run outlives the service"
+    deadline = time.monotonic() + 10  # reaped helpers (covermill's orphan guard) go within moments
+    while any(process_alive(pid) for pid in below) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in below if process_alive(pid)], "nothing the service started is left"
+    run = client.get(f"/flow_runs/{run_id}").json()
+    subflows = client.post("/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}).json()
+    assert [r["state_type"] for r in [run, *subflows]] == ["CANCELLED"] * (1 + len(subflows)), [run, *subflows]
+    assert len(subflows) == 1  # cover_song, cancelled with its parent
+    return output
+
+
+def test_serve_stops_on_sigterm_and_the_song_resumes(setup, short_clips):
+    client, env, root, config = setup
+    out, log = root / "served", root / "serve.log"
+    with open(log, "w") as sink:
+        serve = subprocess.Popen([COVERMILL, "serve", "--out", str(out), "--config", str(config)],
+                                 env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        until(lambda: client.get(f"/deployments/name/{SONG}").json().get("parameters", {}).get("out_dir") == str(out),
+              120, "the served deployment", serve, log)
+        run_id = start_song(client, out, short_clips["song_a"])
+        song = until(lambda: song_in_flight(out), 300, "the song's generate stage", serve, log)
+        stop_and_check(serve, log, client, run_id)
+    finally:
+        stop(serve)
+
+    ledger = Ledger(ledger_path(out))
+    assert not ledger.is_done(song.id, "video")
+    generated = ledger.stage_seconds(song.id)["generate"]
+    again = subprocess.run([COVERMILL, "run", str(short_clips["song_a"]), "--out", str(out), "--config", str(config), "--dry-run"],
+                           env=env, capture_output=True, text=True, cwd=root, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert ledger.is_done(song.id, "video")
+    assert ledger.stage_seconds(song.id)["generate"] == generated  # the finished stage was kept, not redone
+
+
+def test_worker_stops_on_sigterm_and_cancels_its_run(setup, short_clips):
+    client, env, root, config = setup
+    out, log = root / "pooled", root / "worker.log"
+    deployed = subprocess.run([COVERMILL, "deploy", "--pool", POOL, "--out", str(out), "--config", str(config)],
+                              env=env, capture_output=True, text=True, cwd=root)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    with open(log, "w") as sink:
+        worker = subprocess.Popen([COVERMILL, "worker", "--pool", POOL], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        until(lambda: "started" in log.read_text(), 90, "the worker", worker, log)
+        run_id = start_song(client, out, short_clips["song_b"])
+        until(lambda: song_in_flight(out), 300, "the song's generate stage", worker, log)
+        stop_and_check(worker, log, client, run_id)
+    finally:
+        stop(worker)
