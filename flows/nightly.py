@@ -171,7 +171,7 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
             if time.monotonic() > deadline:
                 deferred[entry.source] = f"over nightly.max_minutes ({settings.max_minutes:g})"
                 continue
-            logger.info("[%d/%d] %s", number, len(todo), entry.title or entry.source)
+            logger.info("[%d/%d] %r", number, len(todo), entry.title or entry.source)
             ledger.record_entry(entry.source, State.RUNNING, "being covered")
             outcomes[entry.source] = cover_here(entry, out_dir, config)
             ledger.record_entry(entry.source, *outcomes[entry.source])  # now: a kill later loses nothing

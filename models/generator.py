@@ -78,6 +78,8 @@ class Readiness(NamedTuple):
     ok: bool
     detail: str  # what was found and where (or what is missing)
     fix: str = ""  # what to do when not ok; empty: reinstall the distribution that provides it
+    # not ok, yet loading fetches it (a hub id while the hub is reachable): a run goes ahead
+    fetched_on_load: bool = False
 
 
 def shipped_weights(distribution: str, weights_path: Callable[[], Path], digits: int = 1) -> Readiness:

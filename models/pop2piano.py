@@ -315,5 +315,6 @@ def check(options: Pop2PianoOptions) -> Readiness:
     transformers = f"transformers {importlib.metadata.version('transformers')}"
     found = find_model_files(options.model, options.revision)
     if found is None:
-        return Readiness(False, f"{transformers}; model {options.model} not found", missing_model_message(options.model))
+        return Readiness(False, f"{transformers}; model {options.model} not found", missing_model_message(options.model),
+                         fetched_on_load=not hub.looks_like_path(options.model) and not hub.hub_offline())
     return Readiness(True, f"{transformers}; model in {found}")

@@ -46,9 +46,10 @@ def loopback_downloads(**settings: object) -> DownloadSettings:
 
 
 @contextmanager
-def http_server(folder: Path) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 serving `folder`; yields its base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+def http_server(folder: Path, handler_class: type[http.server.SimpleHTTPRequestHandler] = http.server.SimpleHTTPRequestHandler) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving `folder` (with `handler_class`, a SimpleHTTPRequestHandler
+    that may answer some paths its own way); yields its base URL."""
+    handler = functools.partial(handler_class, directory=str(folder))
     http.server.SimpleHTTPRequestHandler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # a quick shutdown()

@@ -3,8 +3,11 @@ way an error reaches the user (a sentence on stderr, a traceback only with --deb
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import traceback
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,8 +43,14 @@ VideoStyle = Annotated[Optional[str], typer.Option(
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and Prefect's error records.")]
 
 
+def plain(text: object) -> str:
+    """Text from outside (a title, a file name) for a terminal: its control characters (a newline,
+    an escape sequence) shown as escapes, so that it stays on its line and cannot drive the terminal."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in str(text))
+
+
 def say_error(message: str) -> None:
-    print(f"covermill: {message}", file=sys.stderr)
+    print(f"covermill: {plain(message)}", file=sys.stderr)
 
 
 def tell_failure(found, debug: bool) -> None:
@@ -60,6 +69,23 @@ def one_sentence_on_error() -> Iterator[None]:
         yield
     except CovermillError as exc:
         say_error(str(exc))
+        raise typer.Exit(2) from None
+
+
+def check_work_folder(out: Path) -> None:
+    """The work folder exists and takes a file (made when missing), before any song is started:
+    else one sentence and exit code 2, instead of every song failing on its ledger."""
+    probe = Path(out) / f".covermill-write-check-{os.getpid()}"
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            say_error(f"{out}: the work folder's disk is full ({exc.strerror}); free space on it, or give another folder with --out.")
+        else:
+            say_error(f"{out}: the work folder cannot be written ({exc.strerror}); make it writable for this user, "
+                      "or give another folder with --out.")
         raise typer.Exit(2) from None
 
 

@@ -15,6 +15,7 @@ from covermill.flows.cli.common import (
     decide_dry_run,
     load_settings,
     one_sentence_on_error,
+    plain,
     say_error,
     start_flow_logging,
     tell_failure,
@@ -108,7 +109,7 @@ def queue(
         slot = slots.get(song.song_id)
         when = "today" + (f" at {slot.publish_at:%Y-%m-%d %H:%M %Z}" if slot and slot.publish_at else "") if slot else "later"
         state = " (on YouTube, finishing)" if song.on_youtube else ""
-        print(f"{number:3d}. {song.combined:7.3f}  Qmax {song.qmax:6.3f}  {when:28s} {song.title}{state}  [{song.song_id}]")
+        print(f"{number:3d}. {song.combined:7.3f}  Qmax {song.qmax:6.3f}  {when:28s} {plain(song.title)}{state}  [{song.song_id}]")
 
 
 @app.command(

@@ -13,9 +13,11 @@ from covermill.flows.cli.common import (
     VideoStyle,
     WorkFolder,
     app,
+    check_work_folder,
     decide_dry_run,
     load_settings,
     one_sentence_on_error,
+    plain,
     say_error,
     start_flow_logging,
     tell_failure,
@@ -54,12 +56,15 @@ def run(
     debug: Debug = False,
 ) -> None:
     from covermill.flows.config import load_config, with_overrides
+    from covermill.flows.preflight import preflight
     from covermill.tasks.cover.download import expand_sources
 
     with one_sentence_on_error():
         settings = with_overrides(load_config(config), generators, arrangers, seeds, video_style)
         songs = expand_sources(sources)
+        preflight(settings)
     dry_run = decide_dry_run(dry_run, publish, settings)
+    check_work_folder(out)
 
     from covermill.flows.cli.publishing import run_publish
     from covermill.flows.cover_song import cover_song
@@ -119,11 +124,14 @@ def nightly(
     from covermill.flows.nightly import nightly as nightly_flow
     from covermill.flows.nightly import summary_markdown
     from covermill.flows.outcome import outcome
+    from covermill.flows.preflight import preflight
 
     settings = load_settings(config)
     with one_sentence_on_error():
         settings = with_overrides(settings, video_style=video_style)
+        preflight(settings)
     dry_run = decide_dry_run(dry_run, publish, settings)
+    check_work_folder(out)
     if max_songs is not None:
         settings = settings.model_copy(update={"nightly": settings.nightly.model_copy(update={"max_songs": max_songs})})
     start_flow_logging(debug)
@@ -133,7 +141,7 @@ def nightly(
         tell_failure(found, debug)
         raise typer.Exit(1)
     summary = found.result
-    print(summary_markdown(summary, text=str))
+    print(summary_markdown(summary, text=plain))
     if summary.failed:
         say_error(f"{len(summary.failed)} of {len(summary.failed) + len(summary.done) + len(summary.rejected)} songs failed "
                   "tonight; the reasons are in the summary above, and they are tried again next night.")

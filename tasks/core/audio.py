@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import soundfile
 
 from covermill.tasks.core.atomic import atomic_output
-from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.errors import CovermillError, DiskFull
 
 SAMPLE_RATE = 44100  # every stage after download works at 44.1 kHz (the AMT-APC protocol's rate)
 # A tool that does not answer is stopped: a file on a stalled network drive or a pipe with no writer
@@ -76,6 +77,8 @@ def probe(path: Path) -> AudioInfo:
         raise CovermillError(f"{path}: no such file; check the path.")
     if not path.is_file():
         raise CovermillError(f"{path}: not a file; give an audio file or a folder of them.")
+    if path.stat().st_size == 0:
+        raise CovermillError(f"{path}: the file is empty (0 bytes); give an audio file.")
     done = run_tool(["ffprobe", "-v", "error", "-format_whitelist", AUDIO_DEMUXERS, "-show_format", "-show_streams",
                      "-of", "json", ffmpeg_input(path)],
                     PROBE_TIMEOUT_S, path)
@@ -94,19 +97,35 @@ def probe(path: Path) -> AudioInfo:
     return AudioInfo(duration=duration, codec=streams[0].get("codec_name", ""), tags=tags)
 
 
-def decode_to_wav(source: Path, target: Path, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Decode any audio FFmpeg reads into a mono 16-bit WAV at `sample_rate`, atomically."""
+# FFmpeg's words (strerror) for a write the disk refused
+DISK_FULL_WORDS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
+def decode_to_wav(source: Path, target: Path, sample_rate: int = SAMPLE_RATE, subject: object = None) -> Path:
+    """Decode any audio FFmpeg reads into a mono 16-bit WAV at `sample_rate`, atomically. A failure
+    is told about `subject` (what the user gave: a path or URL), `source` by default."""
+    subject = source if subject is None else subject
     with atomic_output(target) as tmp:
         result = run_tool(
             ["ffmpeg", "-nostdin", "-v", "error", "-y", "-format_whitelist", AUDIO_DEMUXERS, "-i", ffmpeg_input(source),
              "-vn", "-ac", "1",
              "-ar", str(sample_rate), "-c:a", "pcm_s16le", str(tmp)],
-            DECODE_TIMEOUT_S, source,
+            DECODE_TIMEOUT_S, subject,
         )
         if result.returncode != 0:
             detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
-            raise CovermillError(f"{source}: FFmpeg could not decode the audio ({detail}); check that the file is not damaged.")
+            full = next((words for words in DISK_FULL_WORDS if words in result.stderr), None)
+            if result.returncode == -signal.SIGXFSZ:  # killed for passing the file size limit (ulimit -f)
+                full = "File too large"
+            if full:
+                raise DiskFull(str(subject), Path(target).parent, full)
+            raise CovermillError(f"{subject}: FFmpeg could not decode the audio ({detail}); check that the file is not damaged.")
     return Path(target)
+
+
+def decoded_seconds(path: Path) -> float:
+    """The length of a WAV covermill decoded, from its header."""
+    return soundfile.info(str(path)).duration
 
 
 def read_mono(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

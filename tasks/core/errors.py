@@ -15,6 +15,14 @@ class CovermillError(Exception):
     """
 
 
+class DiskFull(CovermillError):
+    """A write the disk refused: no space left, a quota, a file size limit. Not the input's fault:
+    the same song goes through once there is room."""
+
+    def __init__(self, what: str, where: object, reason: str):
+        super().__init__(f"{what}: could not write to {where} ({reason}); free space on that disk (or raise the limit), then run again.")
+
+
 class EveryCandidateRejected(CovermillError):
     """No candidate passed the ranking: the song is settled (nothing to publish), not a failure to retry."""
 

@@ -13,6 +13,16 @@ def is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
 
+# An address of another scheme: "file://...", "ftp://...", "data:..." (a plain "name:x.ogg" stays a path).
+OTHER_SCHEME = re.compile(r"([a-z][a-z0-9+.-]*)://|(data):", re.IGNORECASE)
+
+
+def other_scheme(source: str) -> str | None:
+    """The scheme of an address that is not http(s) (file, ftp, data, ...), or None."""
+    found = OTHER_SCHEME.match(source)
+    return None if found is None or is_url(source) else (found.group(1) or found.group(2)).lower()
+
+
 def is_loopback(url: str) -> bool:
     """Whether the URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
     host = (urlsplit(url).hostname or "").lower()

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, IPvAnyNetwork
 
 from covermill.tasks.core.atomic import copy_atomic, file_sha256
-from covermill.tasks.core.audio import decode_to_wav, probe
-from covermill.tasks.core.errors import CovermillError
+from covermill.tasks.core.audio import decode_to_wav, decoded_seconds, probe
+from covermill.tasks.core.errors import CovermillError, DiskFull
 from covermill.tasks.core.layout import SongFolder, song_id_for
 from covermill.tasks.core.records import Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_logger, stage_task
-from covermill.tasks.core.urls import is_url
+from covermill.tasks.core.urls import is_url, other_scheme
 from covermill.tasks.cover.hosts import url_refusal
 
 if TYPE_CHECKING:
@@ -264,8 +264,34 @@ def copy_file(path: Path, folder: SongFolder) -> Path:
     return copy_atomic(path, folder.original(path.suffix.lower() or ".audio"))
 
 
+def check_scheme(source: str) -> None:
+    """Refuse an address of another scheme (file://, ftp://, data:) that is no local path, rather
+    than look for it as a file: only http(s) is fetched, and a local file is given by its path."""
+    if not is_url(source) and other_scheme(source) and not Path(source).exists():
+        refusal = url_refusal(source, [])
+        raise CovermillError(f"{source}: not downloaded, {refusal.says('it points to')}; give an http(s) URL, or a local file by its path.")
+
+
+def check_decoded(source: str, audio: Path, duration: float, settings: DownloadSettings) -> None:
+    """A file cut short (an interrupted copy or download) can announce more than it holds: the
+    minimum holds for what decodes."""
+    decoded = decoded_seconds(audio)
+    if decoded < settings.min_duration_s:
+        raise CovermillError(f"{source}: only {decoded:.1f} s of its {duration:.1f} s could be decoded, under the "
+                             f"{settings.min_duration_s:g} s minimum; the file seems cut short, give the complete file.")
+
+
+def _discard(folder: SongFolder, *files: Path) -> None:
+    """A refused song's files are not kept (nor its folder, when that leaves it empty)."""
+    for path in files:
+        path.unlink(missing_ok=True)
+    if folder.root.is_dir() and not any(folder.root.iterdir()):
+        folder.root.rmdir()
+
+
 def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Song:
     """Fetch or copy `source` into its song folder (skipping what is already there) and describe it."""
+    check_scheme(source)
     ident = identify_url(source, settings) if is_url(source) else identify_file(Path(source))
     check_duration(source, ident.duration, settings)
     folder = SongFolder(out_dir, ident.song_id)
@@ -273,17 +299,17 @@ def download_song(source: str, out_dir: Path, settings: DownloadSettings) -> Son
     original = folder.find_original()
     if original is None:
         original = fetch_url(ident, folder, settings) if is_url(source) else copy_file(Path(source), folder)
-    duration = probe(original).duration
     try:
-        check_duration(source, duration, settings)
+        duration = probe(original).duration
+        check_duration(source, duration, settings)  # a length only known once fetched
+        if not folder.audio.exists():
+            decode_to_wav(original, folder.audio, subject=source)
+        check_decoded(source, folder.audio, duration, settings)
+    except DiskFull:
+        raise  # nothing wrong with the song: kept for the next run
     except CovermillError:
-        # a length only known once fetched: the refused file is not kept (nor its empty folder)
-        original.unlink(missing_ok=True)
-        if folder.root.is_dir() and not any(folder.root.iterdir()):
-            folder.root.rmdir()
+        _discard(folder, folder.audio, original)
         raise
-    if not folder.audio.exists():
-        decode_to_wav(original, folder.audio)
     return Song(
         id=ident.song_id,
         source=source,

@@ -207,7 +207,7 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     notes: list[Note] = []
     analysis: SongAnalysis | None = None
     if missing:
-        log.info(f"{generator}: transcribing {song.title or song.id}" if not folder.transcription(generator).exists()
+        log.info(f"{generator}: transcribing {song.title or song.id!r}" if not folder.transcription(generator).exists()
                  else f"{generator}: reading the saved transcription")
         notes = transcribe_song(song, folder, generator, options, hold)
         if not notes:
@@ -245,7 +245,7 @@ def model_covers(song: Song, folder: SongFolder, generator: str, options: ModelO
     made_with = {cid: fingerprint("cover", song.source_id, generator, options, variant.arranger, variant.seed) for variant, cid in planned}
     missing = [variant for variant, cid in planned if not fingerprints.fresh(folder.candidate_midi(cid), made_with[cid])]
     if missing:
-        log.info(f"{generator}: writing {len(missing)} of {len(planned)} covers of {song.title or song.id}")
+        log.info(f"{generator}: writing {len(missing)} of {len(planned)} covers of {song.title or song.id!r}")
         for variant in missing:  # an older config's cover is not kept under this config's name
             fingerprints.forget(folder.candidate_midi(cover_candidate_id(generator, variant)))
             folder.candidate_midi(cover_candidate_id(generator, variant)).unlink(missing_ok=True)
@@ -292,7 +292,7 @@ def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, 
                 made = model_covers(song, folder, generator, options, variants, hold)
             share(1.0)
         except SongNotSupported as exc:
-            log.warning(f"{generator}: no candidates for {song.title or song.id}: {exc}")
+            log.warning(f"{generator}: no candidates for {song.title or song.id!r}: {exc}")
             skipped[generator] = str(exc)
             continue
         if not made:
@@ -300,7 +300,8 @@ def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, 
         candidates.extend(made)
     if not candidates:
         if all(reason == NO_NOTES for reason in skipped.values()):
-            raise CovermillError(f"{song.source}: no generator found any notes; the audio seems to hold no music.")
+            raise CovermillError(f"{song.source}: no generator found any notes, the audio seems to hold no music; "
+                                 "give a recording with music in it.")
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
         raise CovermillError(f"{song.source}: no generator made a candidate ({reasons}).")
     return Generated(candidates=candidates, skipped=skipped)

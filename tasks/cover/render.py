@@ -97,12 +97,17 @@ _render_lock = threading.Lock()
 _cached: _Synth | None = None
 
 
+def check_soundfont(soundfont: Path) -> None:
+    """Every render needs the soundfont: a run checks it before its first song, and each render again."""
+    if not Path(soundfont).is_file():
+        raise CovermillError(f"{soundfont}: soundfont not found; install fluid-soundfont-gm or set render.soundfont in config.yaml.")
+
+
 def _synth(soundfont: Path, sample_rate: int) -> _Synth:
     """The process's synthesizer for this soundfont and rate (call with _render_lock held)."""
     global _cached
     soundfont = Path(soundfont)
-    if not soundfont.is_file():
-        raise CovermillError(f"{soundfont}: soundfont not found; install fluid-soundfont-gm or set render.soundfont.")
+    check_soundfont(soundfont)
     if _cached is None or _cached.soundfont != soundfont or _cached.sample_rate != sample_rate:
         if _cached is not None:
             _cached.synth.delete()

@@ -45,8 +45,11 @@ def _font(text: str, settings: OverlaySettings) -> str:
         if "/" in settings.font and not Path(settings.font).is_file():
             raise CovermillError(f"{settings.font}: the thumbnail font file does not exist; fix thumbnail.font in config.yaml.")
         return settings.font
-    # A script no installed font covers still gets drawn (some boxes beat no thumbnail).
-    found = font_for(text) or font_for("") or known_font(LATIN_FAMILY) or known_font(CJK_FAMILY)
+    # A script no installed font covers still gets drawn (some boxes beat no thumbnail). When no one
+    # font has every glyph (Japanese beside Arabic), the CJK characters choose: a CJK font has the
+    # Latin and Cyrillic letters too, a Latin font no CJK at all.
+    cjk = "".join(c for c in text if is_cjk(c))
+    found = font_for(text) or (cjk and font_for(cjk)) or font_for("") or known_font(LATIN_FAMILY) or known_font(CJK_FAMILY)
     if found is None:
         raise CovermillError(
             "No font for the thumbnail text was found; install fonts-dejavu-core and fonts-noto-cjk, or set thumbnail.font to a font file."

@@ -3,12 +3,14 @@
 Templates are plain text (no HTML escaping) and strict: a misspelt name is an error naming the
 template file and line, not a silently empty string. Whatever a template produces, the result is
 made to fit YouTube's rules afterwards (title <= 100 characters, description <= 5000 bytes, no
-angle brackets anywhere), so a user's template cannot break an upload.
+angle brackets anywhere, no control characters from a file's tags), so a user's template cannot
+break an upload.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from covermill.tasks.core.records import Candidate, Score, Song
@@ -34,9 +36,14 @@ def _source_url(song: Song) -> str:
     return song.source if is_url(song.source) else ""
 
 
+def without_controls(text: str, keep: str = "") -> str:
+    """`text` with its control characters (an escape sequence, a bell; but those in `keep`) as spaces."""
+    return "".join(" " if unicodedata.category(c) == "Cc" and c not in keep else c for c in text)
+
+
 def fit_title(text: str, limit: int = TITLE_MAX_CHARS) -> str:
-    """One line without angle brackets, at most `limit` characters, cut at a word with an ellipsis."""
-    text = " ".join(text.split()).translate(ANGLE_BRACKETS)
+    """One line without angle brackets or control characters, at most `limit` characters, cut at a word with an ellipsis."""
+    text = " ".join(without_controls(text).split()).translate(ANGLE_BRACKETS)
     if len(text) <= limit:
         return text
     head = text[: limit - len(ELLIPSIS)]
@@ -47,8 +54,9 @@ def fit_title(text: str, limit: int = TITLE_MAX_CHARS) -> str:
 
 
 def fit_description(text: str, limit: int = DESCRIPTION_MAX_BYTES) -> str:
-    """Tidy lines without angle brackets, at most `limit` UTF-8 bytes, cut at a line or word with an ellipsis."""
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    """Tidy lines without angle brackets or control characters, at most `limit` UTF-8 bytes, cut at a line or word with an ellipsis."""
+    text = without_controls(text.replace("\r\n", "\n").replace("\r", "\n"), keep="\n\t")
+    lines = [line.rstrip() for line in text.split("\n")]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip().translate(ANGLE_BRACKETS)
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:

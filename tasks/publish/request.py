@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from covermill.tasks.core.records import Publication, Song
-from covermill.tasks.media.metadata import DESCRIPTION_MAX_BYTES, fit_description
+from covermill.tasks.media.metadata import DESCRIPTION_MAX_BYTES, fit_description, without_controls
 
 PART = "snippet,status"
 MARKER_PREFIX = "covermill:"
@@ -36,12 +36,12 @@ def _tag_cost(tag: str) -> int:
 
 
 def fit_tags(tags: list[str]) -> list[str]:
-    """Unique, non-empty tags without angle brackets, in order, within YouTube's 500 characters."""
+    """Unique, non-empty tags without angle brackets or control characters, in order, within YouTube's 500 characters."""
     kept: list[str] = []
     seen: set[str] = set()
     used = 0
     for tag in tags:
-        tag = " ".join(tag.replace("<", "").replace(">", "").replace(",", " ").split())[:100]
+        tag = " ".join(without_controls(tag).replace("<", "").replace(">", "").replace(",", " ").split())[:100]
         if not tag or tag.lower() in seen:
             continue
         cost = _tag_cost(tag) + (1 if kept else 0)

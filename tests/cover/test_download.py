@@ -79,11 +79,17 @@ def test_a_private_address_is_refused_unless_allowed(clips, tmp_path):
 
 
 def test_only_http_and_https_addresses_are_fetched(clips, tmp_path):
-    """Any other scheme is a local path, and no such path exists: file:// does not reach the file it names."""
-    for source in (f"file://{clips['song_a']}", "ftp://127.0.0.1/song.ogg", "data:audio/ogg;base64,T2dnUw=="):
-        with pytest.raises(CovermillError, match="no such file; check the path"):
+    """Any other scheme is refused as an address: file:// does not reach the file it names."""
+    for source, scheme in ((f"file://{clips['song_a']}", "file"), ("ftp://127.0.0.1/song.ogg", "ftp"),
+                           ("data:audio/ogg;base64,T2dnUw==", "data")):
+        with pytest.raises(CovermillError) as caught:
             download_song(source, tmp_path / "out", DownloadSettings(allow_private=["0.0.0.0/0"]))
+        assert str(caught.value) == (f"{source}: not downloaded, it points to a non-web address ({scheme}:), and only http and "
+                                     "https are fetched; give an http(s) URL, or a local file by its path.")
     assert not (tmp_path / "out").exists()
+    named = tmp_path / "data:song.ogg"  # a file whose name merely looks like an address is a file
+    shutil.copyfile(clips["song_a"], named)
+    assert download_song(str(named), tmp_path / "out", DownloadSettings()).original.exists()
 
 
 def test_unreachable_and_missing_urls_get_one_sentence(tmp_path):
@@ -100,6 +106,20 @@ def test_duration_limits(clips, tmp_path):
     with pytest.raises(CovermillError, match=r"under the 30 s minimum"):
         download_song(str(clips["song_a"]), tmp_path, DownloadSettings(min_duration_s=30))
     assert not list(tmp_path.glob("*/original.*"))  # refused before anything was copied
+
+
+def test_a_file_cut_short_is_refused_by_what_decodes(clips, tmp_path):
+    """An MP3 copied only in part still announces its whole length (its header); the minimum holds
+    for the audio that decodes, and the refused copy is not kept."""
+    whole = tmp_path / "whole.mp3"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-t", "10", "-i", str(clips["song_a"]), "-c:a", "libmp3lame", str(whole)],
+                   check=True)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    with pytest.raises(CovermillError, match=r"^.*cut\.mp3: only 3\.\d s of its 10\.0 s could be decoded, under the 5 s minimum; "
+                                             r"the file seems cut short, give the complete file\.$"):
+        download_song(str(cut), tmp_path / "out", DownloadSettings())
+    assert not list((tmp_path / "out").iterdir())
 
 
 def test_bad_local_inputs(tmp_path):

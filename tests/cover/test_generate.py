@@ -126,7 +126,7 @@ def test_silence_gives_one_clear_error(tmp_path):
     folder = SongFolder(tmp_path, "quiet")
     write_audio(folder.audio, np.zeros(44100 * 3, dtype=np.float32))
     song = make_song(folder, "https://example.org/silence")
-    with pytest.raises(CovermillError, match=r"^https://example.org/silence: .*no music\.$"):
+    with pytest.raises(CovermillError, match=r"^https://example.org/silence: .*no music; give a recording with music in it\.$"):
         make_candidates(song, folder, GenerateSettings(), ArrangeSettings())
     assert folder.transcription("basic-pitch").exists()  # silence is an answer too: not asked again
     assert not folder.candidates_dir.exists() or not list(folder.candidates_dir.glob("*.mid"))

@@ -4,6 +4,9 @@ the gallery or the logs)."""
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 from googleapiclient.errors import ResumableUploadError
 from httplib2 import Response
 
@@ -23,3 +26,16 @@ def test_an_unexpected_error_keeps_its_addresses_but_not_their_queries():
     assert sentence.startswith("song 5eed: unexpected failure (") and "HttpError 400" in sentence
     signed = failure_sentence(RuntimeError("GET https://cdn.example.com/a.m4a?sig=TOKEN&expire=1 failed"), "a")
     assert "https://cdn.example.com/a.m4a?..." in signed and "TOKEN" not in signed
+
+
+
+def test_a_write_the_disk_refused_is_told_as_such_whichever_stage_made_it():
+    # as shutil's copy raises it (the source first, the temporary target second): told by the target's folder
+    copy = OSError(errno.EFBIG, "File too large", "/music/a.wav", None, "/out/5eed/.original.tmp-host-1-ab12cd34.wav")
+    assert failure_sentence(copy, "/music/a.wav") == ("/music/a.wav: could not write to /out/5eed (File too large); "
+                                                      "free space on that disk (or raise the limit), then run again.")
+    assert failure_sentence(OSError(errno.ENOSPC, "No space left on device"), "a.ogg") == (
+        "a.ogg: could not write to the work folder (No space left on device); free space on that disk (or raise the limit), then run again.")
+    assert failure_sentence(sqlite3.OperationalError("database or disk is full"), "a.ogg").startswith(
+        "a.ogg: could not write to the ledger (database or disk is full); free space")
+    assert "unexpected failure" in failure_sentence(OSError(errno.EIO, "Input/output error"), "a.ogg")

@@ -68,6 +68,16 @@ def test_angle_brackets_are_replaced_in_title_and_description():
     assert "I \u20393 You" in title
 
 
+def test_control_characters_from_tags_never_reach_youtube():
+    """A file's tags may carry a terminal's escape sequences or a bell: gone from title, description and tags."""
+    from covermill.tasks.publish.request import fit_tags
+
+    title, description = render_metadata(song(title="Red\x1b[31m\x07Song\x00", artist="Band\x7f\x9b"), CANDIDATE, SCORE)
+    assert title == "Red [31m Song - Band (Piano Cover)"
+    assert [c for c in description if not c.isprintable()] == [c for c in description if c == "\n"]
+    assert fit_tags(["Red\x1b[31m\x07Song", "tab\tbed"]) == ["Red [31m Song", "tab bed"]
+
+
 def test_fitting_helpers_leave_short_text_alone():
     assert fit_title("  Short   title\n") == "Short title"
     assert fit_description("a  \r\n\r\n\r\n\r\nb\n") == "a\n\nb"

@@ -174,6 +174,15 @@ def test_font_for_picks_latin_and_cjk_fonts_that_have_the_glyphs():
     assert font_for("Ünïcødé Привет") == LATIN_FONT
 
 
+def test_a_title_no_one_font_covers_gets_the_font_of_its_cjk_characters():
+    """Japanese beside Arabic: no installed font has both; the CJK font draws the Japanese (and the
+    Cyrillic), where the Latin one would draw the Japanese as boxes."""
+    title = "桜の季節 Привет مرحبا"
+    assert font_for(title) is None
+    _, layout = lettered(title)
+    assert layout.title[0].font == font_for("桜の季節")
+
+
 def test_an_at_file_title_is_drawn_literally_and_never_reads_the_file(secret_file):
     path, contents = secret_file
     title = f"@{path}"
