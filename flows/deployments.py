@@ -115,10 +115,13 @@ def nightly_run(
     """Cover every new song of a playlist, then publish today's share."""
     out_dir, config_file = deployment_files(out_dir=out_dir, config_file=config_file).values()
     config = run_config(config_file, max_songs=max_songs or None)
+    entry_folders = None
     if playlist and playlist != config.nightly.playlist:  # the config's own playlist is the config's to name
         playlist = checked_source(playlist, config.run_form.source_folders, setting_file(config_file))
+        entry_folders = config.run_form.source_folders  # and so are the files a list of the run's names
     check_publishing(dry_run, config, setting_file(config_file))
-    return nightly(playlist=playlist or None, out_dir=out_dir, config=config, dry_run=dry_run, config_file=config_file or None)
+    return nightly(playlist=playlist or None, out_dir=out_dir, config=config, dry_run=dry_run, config_file=config_file or None,
+                   entry_folders=entry_folders)
 
 
 def deployments(config: CovermillConfig, config_file: str | None, out_dir: str, work_pool: str | None = None) -> list[Any]:

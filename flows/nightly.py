@@ -22,6 +22,7 @@ from covermill.flows.nightly_settings import NightlySettings
 from covermill.flows.outcome import outcome
 from covermill.flows.publish import publish
 from covermill.flows.review import refresh_gallery
+from covermill.flows.run_form import checked_source
 from covermill.tasks.core.errors import CovermillError, EveryCandidateRejected
 from covermill.tasks.core.layout import ledger_path
 from covermill.tasks.core.ledger import Ledger, State
@@ -127,11 +128,13 @@ def cover_on_workers(entries: list[Entry], out_dir: str, config_file: str | None
 
 @flow(name="nightly", log_prints=True)
 def nightly(playlist: str | None = None, out_dir: str = "out", config: CovermillConfig | None = None,
-            dry_run: bool = True, config_file: str | None = None) -> NightlyResult:
+            dry_run: bool = True, config_file: str | None = None, entry_folders: list[Path] | None = None) -> NightlyResult:
     """Cover every new song of `playlist` (default: nightly.playlist), then publish today's share.
 
     With nightly.fan_out each song is a run of the cover-song deployment that the work pool's
-    workers pick up; they read `config_file` (the same settings, on storage they share)."""
+    workers pick up; they read `config_file` (the same settings, on storage they share).
+    `entry_folders`: the folders local entries must lie in (a playlist named by a run from the
+    Prefect API: a list file inside the allowed folders may name files outside them)."""
     config = config or CovermillConfig()
     settings = config.nightly
     source = playlist or settings.playlist
@@ -154,6 +157,14 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
             todo.append(entry)
         else:
             settled_entries[entry.source] = reason
+    refused: dict[str, tuple[State, str, str]] = {}
+    for entry in list(todo) if entry_folders is not None else []:
+        try:
+            checked_source(entry.source, entry_folders, config_file or "config.yaml")
+        except CovermillError as exc:
+            todo.remove(entry)
+            refused[entry.source] = (State.FAILED, str(exc), "")
+            ledger.record_entry(entry.source, *refused[entry.source])
     for entry in todo[settings.max_songs:]:
         deferred[entry.source] = f"over nightly.max_songs ({settings.max_songs})"
     todo = todo[: settings.max_songs]
@@ -175,6 +186,7 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
             ledger.record_entry(entry.source, State.RUNNING, "being covered")
             outcomes[entry.source] = cover_here(entry, out_dir, config)
             ledger.record_entry(entry.source, *outcomes[entry.source])  # now: a kill later loses nothing
+    outcomes = {**refused, **outcomes}
     for entry_source, (state, detail, song_id) in outcomes.items():
         if settings.fan_out:
             ledger.record_entry(entry_source, state, detail, song_id)

@@ -98,3 +98,16 @@ def test_publishing_from_a_run_needs_upload_enabled(tmp_path):
     with pytest.raises(CovermillError, match="dry_run is off, but upload.enabled is false"):
         nightly_run.fn(playlist="https://example.com/list", dry_run=False, out_dir=str(tmp_path / "out"), config_file=config)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.server
+def test_a_list_in_the_folders_cannot_name_files_outside_them(prefect_server, folders, tmp_path):
+    allowed, outside = folders
+    listing = allowed / "tonight.txt"
+    listing.write_text(f"{outside / 'secret.ogg'}\n{allowed / 'song.ogg'}\n")
+    config = config_file(tmp_path, {"run_form": {"source_folders": [str(allowed)]}})
+    result = nightly_run.fn(playlist=str(listing), out_dir=str(tmp_path / "out"), config_file=config)
+    refused, inside = result.failed[str(outside / "secret.ogg")], result.failed[str(allowed / "song.ogg")]
+    assert refused.startswith(f"{outside / 'secret.ogg'}: a run started from the Prefect UI or API may only read files in")
+    assert "Prefect UI" not in inside  # tried, and failed as what it is (no audio), not refused
+    assert not (tmp_path / "out" / "private").exists()
