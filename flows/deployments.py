@@ -27,6 +27,7 @@ from pydantic import Field
 from covermill.flows.config import CovermillConfig, load_config, with_overrides
 from covermill.flows.cover_song import cover_song
 from covermill.flows.nightly import SONG_DEPLOYMENT_NAME, nightly
+from covermill.flows.preflight import preflight
 from covermill.flows.run_form import checked_source
 from covermill.tasks.core.errors import CovermillError
 from covermill.tasks.core.records import CoverResult, NightlyResult
@@ -101,6 +102,7 @@ def song_run(
     config = run_config(config_file, generators, arrangers, seeds)
     source = checked_source(source, config.run_form.source_folders, setting_file(config_file))
     check_publishing(dry_run, config, setting_file(config_file))
+    preflight(config)  # a missing soundfont or model: one sentence now, not one failed song after another
     return cover_song(source=source, out_dir=out_dir, config=config, dry_run=dry_run)
 
 
@@ -120,6 +122,7 @@ def nightly_run(
         playlist = checked_source(playlist, config.run_form.source_folders, setting_file(config_file))
         entry_folders = config.run_form.source_folders  # and so are the files a list of the run's names
     check_publishing(dry_run, config, setting_file(config_file))
+    preflight(config)
     return nightly(playlist=playlist or None, out_dir=out_dir, config=config, dry_run=dry_run, config_file=config_file or None,
                    entry_folders=entry_folders)
 

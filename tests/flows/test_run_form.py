@@ -111,3 +111,10 @@ def test_a_list_in_the_folders_cannot_name_files_outside_them(prefect_server, fo
     assert refused.startswith(f"{outside / 'secret.ogg'}: a run started from the Prefect UI or API may only read files in")
     assert "Prefect UI" not in inside  # tried, and failed as what it is (no audio), not refused
     assert not (tmp_path / "out" / "private").exists()
+
+
+def test_a_run_from_the_api_stops_before_any_song_without_a_soundfont(tmp_path):
+    config = config_file(tmp_path, {"render": {"soundfont": str(tmp_path / "gone.sf2")}})
+    with pytest.raises(CovermillError, match=re.escape(str(tmp_path / "gone.sf2"))):
+        song_run.fn(source="https://example.com/song.ogg", out_dir=str(tmp_path / "out"), config_file=config)
+    assert not (tmp_path / "out").exists()
