@@ -10,9 +10,10 @@ BENCH_SONG := .cache/bench/planetblupi-music004-240s.ogg
 # ffmpeg: decoding and the video; libfluidsynth3 + fluid-soundfont-gm: rendering (FluidR3_GM, the
 # AMT-APC evaluation's soundfont); libmagickwand-dev: Wand cannot import without MagickWand;
 # fonts: Latin and CJK titles on thumbnails; planetblupi-music-*: real recordings (with their MIDI)
-# for the demo, the tests and the bench, installable offline; chromium: the tests' real browser.
+# for the demo, the tests and the bench, installable offline; chromium: the tests' real browser;
+# lilypond: engraves the score's PDF (with Ghostscript, 143 MB installed).
 APT_PACKAGES := ffmpeg libfluidsynth3 fluid-soundfont-gm libmagickwand-dev fonts-dejavu-core \
-	fonts-noto-cjk planetblupi-music-ogg planetblupi-music-midi chromium
+	fonts-noto-cjk planetblupi-music-ogg planetblupi-music-midi chromium lilypond
 
 QUALITY_CLIPS := .cache/quality/clips-60s
 QUALITY_SONGS := .cache/quality/songs-210s
@@ -24,7 +25,7 @@ HELDOUT_SONGS := .cache/quality/heldout-210s
 TUNE_CLIPS := .cache/quality/tune-60s
 TUNE_SONGS := .cache/quality/tune-210s
 
-.PHONY: help system install demo lint check test bench bench-generate bench-arrange bench-video bench-thumbnail bench-upload bench-prefect \
+.PHONY: help system install demo lint check test bench bench-generate bench-arrange bench-video bench-score bench-thumbnail bench-upload bench-prefect \
 	bench-quality bench-quality-full bench-corpus bench-quality-heldout bench-quality-heldout-full bench-quality-tune \
 	bench-quality-tune-full clean
 
@@ -37,6 +38,7 @@ help:
 	@echo "make bench-generate      Pop2Piano seconds per candidate on a 1-minute clip (random weights, real size)"
 	@echo "make bench-arrange       what arranging adds to the generate stage, s per song-minute (4-minute song)"
 	@echo "make bench-video         video render speed (x realtime) and peak memory, still and falling notes, on a 4-minute cover"
+	@echo "make bench-score         sheet music: MusicXML and PDF seconds per minute of music on a 4-minute cover, notes matched"
 	@echo "make bench-thumbnail     Stable Diffusion seconds per 512x512 image at 25 steps (random weights, SD 1.5 size)"
 	@echo "make bench-upload        upload throughput to a loopback fake YouTube vs a file copy, requests per upload"
 	@echo "make bench-prefect       Prefect overhead per song: a 10-song dry-run nightly of 10 s clips"
@@ -109,6 +111,9 @@ bench-arrange: install
 
 bench-video: install
 	$(VENV)/bin/python bench/video.py $(MUSIC)/music004.ogg --seconds 240 --json out/bench/video.json
+
+bench-score: install
+	$(VENV)/bin/python bench/score.py $(MUSIC)/music004.ogg --seconds 240 --json out/bench/score.json
 
 bench-thumbnail: install
 	$(VENV)/bin/python bench/thumbnail.py --json out/bench/thumbnail.json

@@ -23,6 +23,7 @@ from covermill.tasks.cover.generate import GenerateSettings
 from covermill.tasks.cover.render import RenderSettings
 from covermill.tasks.media.gallery import GallerySettings
 from covermill.tasks.media.metadata import MetadataSettings
+from covermill.tasks.media.score.stage import ScoreSettings
 from covermill.tasks.media.thumbnail import ThumbnailSettings
 from covermill.tasks.media.video import VideoSettings
 from covermill.tasks.publish.upload import UploadSettings
@@ -41,6 +42,7 @@ class CovermillConfig(Settings):
     identity: IdentitySettings = IdentitySettings()
     thumbnail: ThumbnailSettings = ThumbnailSettings()
     video: VideoSettings = VideoSettings()
+    score: ScoreSettings = ScoreSettings()
     metadata: MetadataSettings = MetadataSettings()
     gpu: GpuSettings = GpuSettings()
     upload: UploadSettings = UploadSettings()

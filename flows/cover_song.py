@@ -1,6 +1,6 @@
 """cover_song: one song from source to a local video, then (unless a dry run) today's publishing queue.
 
-download -> generate -> render -> rank -> winner -> thumbnail -> video -> metadata -> publish.
+download -> generate -> render -> rank -> winner -> thumbnail -> video -> score -> metadata -> publish.
 Every stage is a Prefect task over pure functions; the ledger marks each finished stage with the
 fingerprint of what it was made from (flows/song_fingerprints.py), so a re-run skips what is done
 and current, a run killed half way resumes where it stopped, and a changed setting re-makes what
@@ -26,6 +26,7 @@ from covermill.flows.song_fingerprints import (
     pick_fingerprint,
     rank_fingerprint,
     render_fingerprint,
+    score_fingerprint,
     thumbnail_fingerprint,
     video_fingerprint,
 )
@@ -39,7 +40,9 @@ from covermill.tasks.core.records import Candidate, CoverResult, Generated, Publ
 from covermill.tasks.cover.download import download
 from covermill.tasks.cover.generate import generate_candidates
 from covermill.tasks.cover.render import render_candidates, render_winner_task
+from covermill.tasks.media.gallery import published_link
 from covermill.tasks.media.metadata import render_metadata
+from covermill.tasks.media.score.stage import make_score_task
 from covermill.tasks.media.thumbnail import make_thumbnail_task
 from covermill.tasks.media.video import make_video_task
 from covermill.tasks.rank.identity import check_identity
@@ -120,11 +123,32 @@ def identity_gate(run: SongRun, winner: Candidate, folder: SongFolder, config: C
     return verdict.reason if verdict.held else None
 
 
+def score_stage(run: SongRun, winner: Candidate, folder: SongFolder, config: CovermillConfig) -> None:
+    """The score (tasks/media/score/): never fails the song. A failure is the stage's state and reason
+    in the ledger (the MusicXML is kept when only the PDF failed); score.enabled: false skips it."""
+    song = run.song
+    if not config.score.enabled:
+        run.fingerprints.forget(stage_output("score"))
+        run.ledger.mark(song.id, "score", State.SKIPPED, "score.enabled is false")
+        return
+    def made() -> Path | None:
+        return folder.score_musicxml if folder.score_musicxml.exists() and (folder.score_pdf.exists() or not config.score.pdf) else None
+
+    try:
+        run.run_stage("score", score_fingerprint(song, winner, config), made,
+                      lambda: make_score_task(song, folder.root.parent, config.score))
+    except Exception as exc:  # noqa: BLE001 - sheet music is never worth a song: run_stage recorded the reason
+        run.logger.warning("score: %s; the song goes on without it", exc)
+
+
 def write_publication(song: Song, winner: Candidate, ranking: Ranking, thumbnail: Path, video: Path,
                       folder: SongFolder, config: CovermillConfig) -> Publication:
-    """metadata.json: the song, its pick, the pick's score, and the title and description to publish."""
+    """metadata.json: the song, its pick, the pick's score, and the title and description to publish
+    (the description may link the sheet music where the gallery is served)."""
     score = next(s for s in ranking.scores if s.candidate_id == winner.id)
-    title, description = render_metadata(song, winner, score, config.metadata)
+    out, base_url = folder.root.parent, config.gallery.base_url if config.gallery.enabled else None
+    sheet_music = {"pdf": published_link(folder.score_pdf, out, base_url), "musicxml": published_link(folder.score_musicxml, out, base_url)}
+    title, description = render_metadata(song, winner, score, config.metadata, sheet_music)
     publication = Publication(title=title, description=description, thumbnail=thumbnail, video=video)
     write_json(folder.metadata, {
         "song": song.model_dump(mode="json"),
@@ -156,6 +180,7 @@ def switch_pick(song: Song, winner: Candidate, ranking: Ranking, folder: SongFol
     video = make_video_task(song, out, config.video)
     fingerprints.record(stage_output("video"), video_fingerprint(song, winner, config))
     ledger.mark(song.id, "video", State.DONE)
+    score_stage(SongRun(ledger, song, folder), winner, folder, config)
     write_publication(song, winner, ranking, folder.thumbnail, video, folder, config)
     return ranking
 
@@ -255,6 +280,7 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
     )
     video = run.run_stage("video", video_fingerprint(song, winner, config), lambda: _existing(folder.video),
                           lambda: make_video_task(song, out, config.video))
+    score_stage(run, winner, folder, config)
     write_publication(song, winner, ranking, thumbnail, video, folder, config)
     logger.info("winner: %s", winner.id)
 

@@ -13,6 +13,7 @@ from covermill.flows.config import CovermillConfig
 from covermill.models import registry
 from covermill.models.generator import Readiness
 from covermill.tasks.cover.fluidsynth_library import import_fluidsynth
+from covermill.tasks.media.score.engrave import missing_tools
 
 APT = "sudo apt-get install -y"
 REINSTALL = "run `make install` (or see the Makefile's install steps)"
@@ -50,6 +51,18 @@ def check_fluidsynth(config: CovermillConfig) -> Check:
     except (ImportError, OSError) as exc:
         return Check("FluidSynth", False, f"pyfluidsynth cannot load libfluidsynth ({exc})", f"{APT} libfluidsynth3")
     return Check("FluidSynth", True, f"pyfluidsynth {_version('pyfluidsynth')} with libfluidsynth")
+
+
+def check_lilypond(config: CovermillConfig) -> Check:
+    """The score's engraver (musicxml2ly, lilypond and Ghostscript come with Debian's lilypond)."""
+    if not config.score.enabled or not config.score.pdf:
+        return Check("LilyPond", True, "not needed (score.enabled or score.pdf is false)")
+    missing = missing_tools()
+    if missing:
+        return Check("LilyPond", False, f"{', '.join(missing)} not on PATH: the score gets no PDF (its MusicXML still is made)",
+                     f"{APT} lilypond, or set score.pdf: false in config.yaml")
+    line = subprocess.run(["lilypond", "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[0]
+    return Check("LilyPond", True, line)
 
 
 def check_soundfont(config: CovermillConfig) -> Check:
@@ -209,6 +222,7 @@ CHECKS: list[Callable[[CovermillConfig], Check | list[Check]]] = [
     check_fluidsynth,
     check_soundfont,
     check_imagemagick,
+    check_lilypond,
     check_fonts,
     check_essentia,
     check_generators,

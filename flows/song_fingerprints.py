@@ -42,3 +42,8 @@ def thumbnail_fingerprint(song: Song, config: CovermillConfig) -> str:
 
 def video_fingerprint(song: Song, winner: Candidate, config: CovermillConfig) -> str:
     return fingerprint("video", pick_fingerprint(winner, config), thumbnail_fingerprint(song, config), config.video)
+
+
+def score_fingerprint(song: Song, winner: Candidate, config: CovermillConfig) -> str:
+    """The score: the winner's notes (its grid and key come with the generate stage's analysis), the header, the settings."""
+    return fingerprint("score", pick_fingerprint(winner, config), song.title, song.artist, config.score)

@@ -110,6 +110,21 @@ class SongFolder:
         return self.root / "video.mp4"
 
     @property
+    def score_musicxml(self) -> Path:
+        """The winner as a piano score to open in MuseScore (tasks/media/score/)."""
+        return self.root / "score.musicxml"
+
+    @property
+    def score_pdf(self) -> Path:
+        """The score engraved by LilyPond."""
+        return self.root / "score.pdf"
+
+    @property
+    def score_page(self) -> Path:
+        """Page 1 of the engraved score as a PNG, for the review page."""
+        return self.root / "score.png"
+
+    @property
     def upload_request(self) -> Path:
         """What the upload stage sends for this song (written by every run, dry or not)."""
         return self.root / "upload_request.json"

@@ -37,7 +37,7 @@ from covermill.tasks.media.piano_roll import fresh_piano_roll
 
 # The cover_song flow's order; the upload stage is written by publish.
 FLOW_STAGES = ("download", "generate", "render", "rank", "winner", IDENTITY_STAGE, "thumbnail", THUMBNAIL_ART_STAGE, "video",
-               APPROVAL_STAGE, "upload")
+               "score", APPROVAL_STAGE, "upload")
 # Containers every current browser decodes; anything else (m4a from some sites, wma...) is played
 # from audio.wav, the decoded working copy every song has.
 BROWSER_AUDIO = {".flac", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".webm", ".weba"}
@@ -91,6 +91,15 @@ def _link(target: Path | None, out_dir: Path, page_dir: Path) -> str | None:
     if target is None or not Path(target).is_file():
         return None
     return _href(show_in_gallery(Path(target), out_dir), page_dir)
+
+
+def published_link(target: Path, out_dir: Path, base_url: str | None) -> str:
+    """The web address of a work-folder file in the gallery served at `base_url` (its gallery copy
+    made now, so the address works once the gallery is served); "" without a base_url or the file."""
+    if not base_url or not Path(target).is_file():
+        return ""
+    copy = show_in_gallery(Path(target), out_dir).absolute()
+    return base_url.rstrip("/") + "/" + quote(copy.relative_to(GalleryFolder(out_dir).root.absolute()).as_posix())
 
 
 # An absolute local path in a reason or a source ("/home/ann/Music/x.ogg: no such file"): the pages
@@ -182,7 +191,8 @@ def song_status(ledger: Ledger, song_id: str) -> dict[str, Any]:
         return {"kind": "rejected", "text": f"rejected: none of its {len(ranking.scores)} candidates passed the ranking", "url": None}
     states = ledger.stages(song_id)
     rows = _stage_rows(ledger, song_id)
-    failed = next((r for r in rows if r["state"] == State.FAILED and r["name"] != "upload"), None)
+    # the upload has its own status below; a score that failed leaves the song whole (its row says why)
+    failed = next((r for r in rows if r["state"] == State.FAILED and r["name"] not in ("upload", "score")), None)
     if failed is not None:
         reason = f": {failed['detail']}" if failed["detail"] else ""
         return {"kind": "failed", "text": f"failed at {failed['name']}{reason}", "url": None}
@@ -287,6 +297,13 @@ def _summary(out_dir: Path, ledger: Ledger, song: Song, page_dir: Path) -> dict[
     }
 
 
+def _score_sheet(folder: SongFolder, out_dir: Path, page_dir: Path) -> dict[str, str | None] | None:
+    """Links to the score's page 1, PDF and MusicXML; None when the song has no score."""
+    links = {"page": _link(folder.score_page, out_dir, page_dir), "pdf": _link(folder.score_pdf, out_dir, page_dir),
+             "musicxml": _link(folder.score_musicxml, out_dir, page_dir)}
+    return links if links["musicxml"] else None
+
+
 def song_context(out_dir: Path, ledger: Ledger, song_id: str, settings: GallerySettings) -> dict[str, Any]:
     """Everything one song's page shows, with links relative to that page."""
     song = ledger.song(song_id)
@@ -304,6 +321,7 @@ def song_context(out_dir: Path, ledger: Ledger, song_id: str, settings: GalleryS
         "index": _href(index_path(out_dir), page_dir),
         "video": _link(folder.video, out_dir, page_dir),
         "winner_midi": _link(folder.winner_midi, out_dir, page_dir),
+        "score_sheet": _score_sheet(folder, out_dir, page_dir),
         "ranking_file": _link(folder.ranking, out_dir, page_dir),
         "players": _players(folder, ranking, rows, settings.top_candidates, out_dir, page_dir),
         "scores": rows,

@@ -71,11 +71,16 @@ def fit_description(text: str, limit: int = DESCRIPTION_MAX_BYTES) -> str:
     return head.rstrip() + ELLIPSIS
 
 
-def render_metadata(song: Song, candidate: Candidate, score: Score | None, settings: MetadataSettings | None = None) -> tuple[str, str]:
-    """(title, description) for the video of `candidate`, from the templates, fitted to YouTube's rules."""
+def render_metadata(song: Song, candidate: Candidate, score: Score | None, settings: MetadataSettings | None = None,
+                    sheet_music: dict[str, str] | None = None) -> tuple[str, str]:
+    """(title, description) for the video of `candidate`, from the templates, fitted to YouTube's rules.
+
+    `sheet_music` gives the web addresses of the score's files ("pdf", "musicxml") where the gallery is
+    served; the templates see "" for each one without (a local path is never published)."""
     settings = settings or MetadataSettings()
     env = template_environment(settings.templates_dir, "metadata.templates_dir")
-    context = {"song": song, "candidate": candidate, "score": score, "source_url": _source_url(song)}
+    links = {"pdf": "", "musicxml": ""} | {k: v for k, v in (sheet_music or {}).items() if is_url(v)}
+    context = {"song": song, "candidate": candidate, "score": score, "source_url": _source_url(song), "sheet_music": links}
     title = render_template(env, settings.title_template, context, "metadata.title_template")
     description = render_template(env, settings.description_template, context, "metadata.description_template")
     return fit_title(title), fit_description(description)

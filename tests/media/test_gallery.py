@@ -171,8 +171,8 @@ def test_every_player_and_picture_points_at_a_file_that_exists(gallery):
         counts[name] = (len(dom["audio"]), len(dom["img"]), len(dom["video"]))
     candidates = len(json.loads(SongFolder(out, gallery["real"]).ranking.read_text())["scores"])
     # original, winner and the top five candidates, then every candidate's row: its player and piano
-    # roll; the published copy has its thumbnail and video; the failed song nothing
-    assert counts[gallery["real"]] == (2 + GallerySettings().top_candidates + candidates, 1 + candidates, 1)
+    # roll, and page 1 of the score; the published copy has its thumbnail and video; the failed song nothing
+    assert counts[gallery["real"]] == (2 + GallerySettings().top_candidates + candidates, 2 + candidates, 1)
     assert counts[gallery["published"]] == (0, 1, 1)
     assert counts[gallery["failed"]] == (0, 0, 0)
     assert counts["index"] == (0, 2, 0)
@@ -234,7 +234,7 @@ def test_serving_the_gallery_exposes_nothing_but_its_pages_and_the_files_they_sh
         if path.is_file() and path.suffix != ".html":
             original = out / path.relative_to(site)
             assert original.is_file() and path.read_bytes() == original.read_bytes(), path
-            assert path.suffix in {".ogg", ".wav", ".flac", ".mp4", ".jpg", ".png", ".mid", ".json"}, path
+            assert path.suffix in {".ogg", ".wav", ".flac", ".mp4", ".jpg", ".png", ".mid", ".json", ".pdf", ".musicxml"}, path
     assert not list(out.glob("index.html")) and not list(out.glob("*/review.html"))  # nothing left where pages used to be
 
 
