@@ -25,7 +25,7 @@ HELDOUT_SONGS := .cache/quality/heldout-210s
 TUNE_CLIPS := .cache/quality/tune-60s
 TUNE_SONGS := .cache/quality/tune-210s
 
-.PHONY: help system install demo lint check test bench bench-generate bench-arrange bench-video bench-score bench-thumbnail bench-upload bench-prefect \
+.PHONY: help system install demo lint check test bench bench-generate bench-arrange bench-video bench-score bench-thumbnail bench-upload bench-prefect bench-chaos \
 	bench-quality bench-quality-full bench-corpus bench-quality-heldout bench-quality-heldout-full bench-quality-tune \
 	bench-quality-tune-full clean
 
@@ -42,6 +42,7 @@ help:
 	@echo "make bench-thumbnail     Stable Diffusion seconds per 512x512 image at 25 steps (random weights, SD 1.5 size)"
 	@echo "make bench-upload        upload throughput to a loopback fake YouTube vs a file copy, requests per upload"
 	@echo "make bench-prefect       Prefect overhead per song: a 10-song dry-run nightly of 10 s clips"
+	@echo "make bench-chaos         the nightly with publishing on, SIGKILLed 50+ times: published once, nothing half-written or left running"
 	@echo "make bench-quality       cover quality, paper style, on one-minute cuts of 10 real songs (bench/quality.py)"
 	@echo "make bench-quality-full  the same on 3.5-minute cuts (a song's usual length)"
 	@echo "make bench-corpus        install the corpus's recordings (5 Debian music packages, bench/corpus.py)"
@@ -123,6 +124,9 @@ bench-upload: install
 
 bench-prefect: install
 	$(VENV)/bin/python bench/prefect_overhead.py --songs 10 --seconds 10 --json out/bench/prefect.json
+
+bench-chaos: install
+	$(VENV)/bin/python bench/chaos.py --kills 50 --songs 3 --json out/bench/chaos.json
 
 # The planetblupi recordings come with their MIDI scores: the bench cuts both at the same place.
 $(QUALITY_CLIPS)/.cut: | install

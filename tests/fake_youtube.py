@@ -13,6 +13,9 @@ Faults are queued with `inject`: an HTTP error (5xx, 401, 403 with a reason), a 
 mid-body, or a request that completes a video and then never answers (the client is killed
 waiting). The bytes held, the completed videos and every request stay inspectable, so a test can
 prove a file arrived whole and exactly once.
+`before_answer(method, path, status)`, when set, is called once a request has been served and its
+answer is about to leave; returning True withholds the answer (the connection is cut): the chaos
+bench kills the client there, between the server's work and the client's ledger write.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import itertools
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -59,6 +63,8 @@ class FakeYouTube:
         self.refresh_tokens: set[str] = set()
         self.channel_id = channel_id
         self.faults: list[Fault] = []
+        # (method, path, status) -> True to withhold the answer of a request that was served
+        self.before_answer: Callable[[str, str, int], bool] | None = None
         self.release = threading.Event()  # set to let hung requests finish (at shutdown)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -133,6 +139,10 @@ class FakeYouTube:
             def _answer(self, status: int, body: dict | None = None, headers: dict | None = None) -> None:
                 if self._hang:  # the work is done server-side; the answer never leaves
                     fake.release.wait()
+                    self._cut()
+                    return
+                hook = fake.before_answer
+                if hook is not None and hook(self.command, self.path, status):
                     self._cut()
                     return
                 payload = json.dumps(body).encode() if body is not None else b""

@@ -19,6 +19,11 @@ from covermill.flows.cli.common import app  # noqa: E402
 
 
 def main() -> None:
+    from covermill.tasks.core.orphans import guard_this_command
+
+    # Prefect's temporary server (~200 MB) and the ranking's process pool outlived a SIGKILLed
+    # command (bench/chaos.py); the guard stops whatever the command leaves (tasks/core/orphans.py)
+    guard_this_command()
     app()
 
 

@@ -180,6 +180,8 @@ def test_a_changed_style_re_makes_its_candidates_the_ranking_and_what_follows_on
     changed = {p.relative_to(folder).as_posix() for p in outputs if (p.stat().st_ino, p.stat().st_mtime_ns) != before[p]}
     of_style = {p.relative_to(folder).as_posix() for p in outputs
                 if p.parent.name == "candidates" and re.fullmatch(rf"basic-pitch-{re.escape(style)}(-s\d+)?", p.stem)}
-    assert of_style and changed == of_style | {"ranking.json", "winner.mid", "winner.flac", "video.mp4"}
+    score = {name for name in ("score.musicxml", "score.pdf", "score.png") if (folder / name).exists()}  # the winner's sheet music
+    assert of_style and "score.musicxml" in score
+    assert changed == of_style | {"ranking.json", "winner.mid", "winner.flac", "video.mp4"} | score
     assert "thumbnail: already done, skipped" in result.stdout
     assert "rank: made with other settings or inputs; made again" in result.stdout
