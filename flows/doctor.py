@@ -192,7 +192,8 @@ def check_gpu_slot(config: CovermillConfig) -> Check:
     if name is None:
         return Check("GPU slot", True, "gpu.limit is null: model calls hold no slot")
     if not PREFECT_API_URL.value():
-        return Check("GPU slot", True, f"{name!r}: no server configured, each run has its own (created on first use)")
+        return Check("GPU slot", True, f"{name!r}: no server configured: runs share PREFECT_HOME's database, and a killed run's "
+                                         "slot is given back by the next holder")
     try:
         usage = slot_usage(name)
     except (httpx.HTTPError, OSError) as exc:

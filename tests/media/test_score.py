@@ -177,6 +177,20 @@ def test_lilypond_engraves_pages_with_staff_lines_and_the_title_as_typed(tmp_pat
     assert MARKUP_TITLE in text and "The Band" in text
 
 
+def test_second_voices_in_triplet_time_engrave(tmp_path):
+    """Gaps shorter than a beat in triplet time: a hidden rest there is written as <forward>, which
+    dropped its tuplet bracket and left the group open; musicxml2ly then failed (on 9 of 15 random
+    pieces in triplet time, this one among them)."""
+    rng = np.random.default_rng(10)
+    starts = rng.uniform(0, 19, 120)
+    notes = [Note(float(s), float(s + d), int(p), 80) for s, d, p in zip(starts, rng.choice([0.05, 0.1, 0.3, 1.0, 3.0], 120),
+                                                                          rng.integers(21, 109, 120))]
+    notation = notate(sorted(notes, key=lambda n: n.start), grid(beats=48, steps=3))
+    assert notation.steps == 3
+    musicxml = write_musicxml(notation, tmp_path / "score.musicxml", "Gaps")
+    assert engrave(musicxml, musicxml.with_suffix(".pdf"), musicxml.with_suffix(".png"), "Gaps") >= 1
+
+
 def test_a_broken_engraver_is_one_sentence(tmp_path):
     with pytest.raises(CovermillError, match="is not installed"):
         engraving._run(["covermill-no-such-engraver"], time.monotonic() + 10, "the score")

@@ -37,7 +37,10 @@ def _element(event: Event, steps: int, fifths: int) -> note.GeneralNote:
     length = duration.Duration(Fraction(event.length, steps))
     if not event.pitches:
         rest = note.Rest(duration=length)
-        if event.hidden:
+        # A hidden rest is written as <forward>, which carries no tuplet bracket: inside a triplet beat
+        # the bracket music21 put on it would be lost and leave its group open (musicxml2ly then fails),
+        # so a second voice's gap shorter than a beat stays a visible rest there.
+        if event.hidden and (steps != 3 or event.length % steps == 0):
             rest.style.hideObjectOnPrint = True
         return rest
     pitches = [spelt(p, fifths) for p in event.pitches]
