@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from covermill.tasks.core.host import process_alive
 from covermill.tasks.core.orphans import TAG, tagged_processes
@@ -25,11 +27,18 @@ time.sleep(float(sys.argv[1]))
 """
 
 
-def start_command(seconds: float) -> tuple[subprocess.Popen, int, list[int]]:
+@contextmanager
+def running_command(seconds: float) -> Iterator[tuple[subprocess.Popen, int, list[int]]]:
+    """(the command, its guard, its children); whatever of them a failed test left is killed after."""
     command = subprocess.Popen([sys.executable, "-c", COMMAND, str(seconds)], stdout=subprocess.PIPE, text=True,
                                start_new_session=True)
     guard, *children = (int(pid) for pid in command.stdout.readline().split())
-    return command, guard, children
+    try:
+        yield command, guard, children
+    finally:
+        for pid in children:
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def wait_gone(pids: list[int], seconds: float = 20.0) -> list[int]:
@@ -40,8 +49,7 @@ def wait_gone(pids: list[int], seconds: float = 20.0) -> list[int]:
 
 
 def test_the_guard_stops_what_a_killed_command_left_running():
-    command, guard, children = start_command(600)
-    try:
+    with running_command(600) as (command, guard, children):
         environment = open(f"/proc/{children[0]}/environ", "rb").read().split(b"\0")
         tag = next(v.decode().split("=", 1)[1] for v in environment if v.startswith(f"{TAG}=".encode()))
         assert tag.endswith(f"~{command.pid}")
@@ -50,30 +58,16 @@ def test_the_guard_stops_what_a_killed_command_left_running():
         os.kill(command.pid, signal.SIGKILL)  # the command alone, as the OOM killer does
         command.wait()
         assert wait_gone([*children, guard]) == []
-    finally:
-        for pid in children:
-            if process_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_command_killed_with_its_group_leaves_nothing_either():
-    command, guard, children = start_command(600)
-    try:
+    with running_command(600) as (command, guard, children):
         os.killpg(command.pid, signal.SIGKILL)  # the guard lives in a session of its own and survives this
         command.wait()
         assert wait_gone([*children, guard]) == []
-    finally:
-        for pid in children:
-            if process_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_command_that_ends_by_itself_takes_its_guard_along():
-    command, guard, children = start_command(0.5)
-    try:
+    with running_command(0.5) as (command, guard, children):
         assert command.wait(timeout=30) == 0
         assert wait_gone([guard, *children]) == []  # what it left running is stopped too
-    finally:
-        for pid in children:
-            if process_alive(pid):
-                os.kill(pid, signal.SIGKILL)
