@@ -246,15 +246,16 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
         lambda found: ledger.record_generated(song.id, found, config.generate.generators),
     )
     candidates = generated.candidates
+    rendered = render_fingerprint(candidates, config)  # hashes every candidate's MIDI: once, for render and rank
     audio = run.run_stage(
         "render",
-        render_fingerprint(candidates, config),
+        rendered,
         lambda: _audio_on_disk(folder, candidates),
         lambda: render_candidates(song, candidates, out, config.render),
     )
     ranking: Ranking = run.run_stage(
         "rank",
-        rank_fingerprint(song, candidates, config),
+        rank_fingerprint(song, rendered, config),
         lambda: ledger.ranking(song.id) if folder.ranking.exists() else None,
         lambda: rank(song, candidates, audio, out, config.rank),
         lambda found: ledger.record_ranking(song.id, found),

@@ -23,8 +23,9 @@ def render_fingerprint(candidates: list[Candidate], config: CovermillConfig) -> 
     return fingerprint("render", sorted((c.id, candidate_render_fingerprint(c.midi, config.render)) for c in candidates))
 
 
-def rank_fingerprint(song: Song, candidates: list[Candidate], config: CovermillConfig) -> str:
-    return fingerprint("rank", song.source_id, config.rank, render_fingerprint(candidates, config))
+def rank_fingerprint(song: Song, rendered: str, config: CovermillConfig) -> str:
+    """`rendered`: the render stage's fingerprint (every candidate's notes and the render settings)."""
+    return fingerprint("rank", song.source_id, config.rank, rendered)
 
 
 def pick_fingerprint(winner: Candidate, config: CovermillConfig) -> str:
