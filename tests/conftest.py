@@ -3,7 +3,9 @@ Prefect servers the tests use; the markers that keep the quick loop quick (`make
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +23,9 @@ os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
 os.environ.setdefault("PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY", "false")
 os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="covermill-prefect-"))
+if "PREFECT_HOME" not in os.environ:  # a home of the run's own, removed when the run ends
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="covermill-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.pop("PREFECT_API_URL", None)
 
 MUSIC_DIR = Path(os.environ.get("COVERMILL_TEST_MUSIC", "/usr/share/planetblupi/music"))

@@ -137,7 +137,8 @@ def voicing(c: Chord, bass_low: int, split: int) -> tuple[int, list[int]]:
 def pattern_notes(c: Chord, start: float, end: float, beats: list[float], p: AccompanyParams,
                   eighths: list[float]) -> list[Note]:
     """The left hand's notes for one stretch (seconds), in the style's pattern; `eighths` are the
-    onsets (seconds, in the stretch) an arpeggio or Alberti bass steps through, one a grid eighth."""
+    stretch's grid eighths (seconds; eighth triplets in triplet time), the onsets an arpeggio or Alberti
+    bass steps through and where a broken chord over one beat is struck."""
     bass, tones = voicing(c, p.bass_low, p.split)
     soft = max(1, p.velocity - 8)
     out: list[Note] = []
@@ -149,7 +150,10 @@ def pattern_notes(c: Chord, start: float, end: float, beats: list[float], p: Acc
         out = [Note(start, end, bass, p.velocity, LEFT), Note(start, end, bass + 12, soft, LEFT)]
     elif p.pattern == "broken":
         out = [Note(start, end, bass, p.velocity, LEFT)]
-        hits = beats[1:] if len(beats) > 1 else [start + (end - start) / 2]
+        # a one-beat stretch has the chord on its last grid eighth: the half beat in straight time, the
+        # third triplet in triplet time (the half beat there was off the song's grid: a 12/8 ballad's
+        # score then mixed eighths into triplets, 3.3 % of its notes off the written grid)
+        hits = beats[1:] if len(beats) > 1 else [eighths[-1] if len(eighths) > 1 else start + (end - start) / 2]
         for n, hit in enumerate(hits):
             stop = hits[n + 1] if n + 1 < len(hits) else end
             out += [Note(hit, stop, q, soft, LEFT) for q in tones]
@@ -179,7 +183,7 @@ def accompany(piece: Piece, p: AccompanyParams, context: StepContext) -> Piece:
     grid = grid_for(piece)
     end = max(n.end for n in piece.notes)
     per_beat = 3 if grid.steps_per_beat % 3 == 0 else 2  # eighth triplets or eighths
-    stepping = p.pattern in ("arpeggio", "alberti")  # the patterns that step through eighths
+    stepping = p.pattern in ("arpeggio", "alberti", "broken")  # the patterns that place notes on eighths
     left: list[Note] = []
     for start, stop, beats in segments(grid, p.every, end):
         sounding = [n for n in piece.notes if n.start < stop and n.end > start]

@@ -95,6 +95,19 @@ def test_the_low_notes_are_replaced_by_the_harmony_of_each_half_bar():
     assert not any(n in piece.notes for n in mud if n.pitch < 55)
 
 
+
+@pytest.mark.parametrize(("steps_per_beat", "offbeat"), [(4, 0.5), (3, 2 / 3)])
+def test_a_broken_chord_over_one_beat_is_struck_on_the_grid(steps_per_beat, offbeat):
+    # a beat a second: the chord after the bass falls on the grid's last eighth of the beat, which in
+    # triplet time is the third triplet (the half beat there is no step of the song's grid)
+    grid = BeatGrid(beats=tuple(float(b) for b in range(5)), beats_per_bar=4, first_downbeat=0, steps_per_beat=steps_per_beat)
+    melody = [Note(0.0, 4.0, 72, 90, "right")]
+    low = notes_of([36, 40, 43], 0.0, 4.0, 60)
+    piece = accompany(Piece(notes=melody + low, grid=grid), AccompanyParams(pattern="broken", every="beat", split=55), StepContext())
+    chord_onsets = sorted({n.start for n in piece.notes if n.hand == LEFT and n.pitch != 36})
+    assert chord_onsets == pytest.approx([beat + offbeat for beat in range(4)])
+
+
 class Chords:
     """The song's chords as the audio analysis reports them: (root, pitch classes) from each time on."""
 
