@@ -218,11 +218,13 @@ def approval(song: Song, ranking: Ranking, candidates: list[Candidate], winner: 
 
 
 @flow(name="cover_song", log_prints=True)
-def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True) -> CoverResult:
+def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None = None, dry_run: bool = True,
+               publish_queue: bool = True) -> CoverResult:
     """Make, rank and publish a piano cover of one song (a local audio file or an http(s) URL).
 
     `dry_run` stops at the local video and writes upload_request.json; otherwise today's queue is
-    published (this song when its score and the day's budget allow)."""
+    published (this song when its score and the day's budget allow). `publish_queue` False leaves
+    the queue to the caller, which runs it once after all its songs (`covermill run`, the nightly)."""
     config = config or CovermillConfig()
     out = Path(out_dir)
     ledger = Ledger(ledger_path(out))
@@ -299,7 +301,7 @@ def cover_song(source: str, out_dir: str = "out", config: CovermillConfig | None
             logger.warning("held back from the publishing queue: %s (`covermill approve %s` queues it anyway)", held, song.id)
     # The song joins the queue; publish sends what today's budget allows, best first (maybe
     # another song), and in a dry run writes the requests it would send.
-    published = publish(out_dir=out_dir, config=config, dry_run=dry_run).published if approved else {}
+    published = publish(out_dir=out_dir, config=config, dry_run=dry_run).published if approved and publish_queue else {}
     show_song(song, out, config)
     return CoverResult(song_id=song.id, title=song.title, folder=folder.root, video=video, winner_midi=folder.winner_midi,
                        ranking=folder.ranking, review_page=folder.review_page, pick=winner.id, candidates=len(candidates),

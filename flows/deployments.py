@@ -3,7 +3,8 @@
 `cover_song` and `nightly` take a whole CovermillConfig, which suits code and the CLI but would
 render as a form of every setting. These entry flows take what a person picks for one run
 (the source or playlist, dry run, generators, arrangers, seeds) and read everything else from the
-config file the deployment names, then run the real flow as a subflow.
+config file the deployment names. The song's flow runs inside the form's run (its stages are that
+run's tasks); the nightly runs each song as a subflow of its own.
 
 `covermill serve` serves both from this process (no work pool needed); `covermill deploy`
 registers them on a process work pool, so workers on several machines share the runs.
@@ -96,6 +97,7 @@ def song_run(
     seeds: Annotated[list[int], Field(description="Sampling seeds for Pop2Piano and the random arrangement styles; empty keeps the config file's.")] = [],  # noqa: B006
     out_dir: Annotated[str, Field(description=OUT_DIR_FIELD)] = "out",
     config_file: Annotated[str, Field(description=CONFIG_FILE_FIELD)] = "",
+    publish_queue: Annotated[bool, Field(description="Run the publishing queue after the song; the nightly's fan-out turns it off and runs it once at the end.")] = True,
 ) -> CoverResult:
     """Cover one song, chosen by hand."""
     out_dir, config_file = deployment_files(out_dir=out_dir, config_file=config_file).values()
@@ -103,7 +105,9 @@ def song_run(
     source = checked_source(source, config.run_form.source_folders, setting_file(config_file))
     check_publishing(dry_run, config, setting_file(config_file))
     preflight(config)  # a missing soundfont or model: one sentence now, not one failed song after another
-    return cover_song(source=source, out_dir=out_dir, config=config, dry_run=dry_run)
+    # the song's stages run as this run's own tasks (its logs, artifacts and task runs are on the run a
+    # person opened from the form), not in a subflow one click down
+    return cover_song.fn(source=source, out_dir=out_dir, config=config, dry_run=dry_run, publish_queue=publish_queue)
 
 
 @flow(name=NIGHTLY_FLOW, log_prints=True)

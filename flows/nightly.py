@@ -92,7 +92,7 @@ def outcome_from_ledger(ledger: Ledger, source: str) -> tuple[State, str, str]:
 
 def cover_here(entry: Entry, out_dir: str, config: CovermillConfig) -> tuple[State, str, str]:
     """One song as a subflow of this run: (state, detail, song id)."""
-    found = outcome(cover_song(source=entry.source, out_dir=out_dir, config=config, dry_run=True, return_state=True), entry.source)
+    found = outcome(cover_song(source=entry.source, out_dir=out_dir, config=config, dry_run=True, publish_queue=False, return_state=True), entry.source)
     if found.ok:
         return State.DONE, f"{found.result.title}: pick {found.result.pick}", found.result.song_id
     return (State.REJECTED if isinstance(found.error, EveryCandidateRejected) else State.FAILED), found.sentence, ""
@@ -108,7 +108,7 @@ def cover_on_workers(entries: list[Entry], out_dir: str, config_file: str | None
 
     runs = {}
     for entry in entries:
-        parameters = {"source": entry.source, "dry_run": True, "out_dir": str(Path(out_dir).resolve()),
+        parameters = {"source": entry.source, "dry_run": True, "publish_queue": False, "out_dir": str(Path(out_dir).resolve()),
                       "config_file": str(Path(config_file).resolve()) if config_file else ""}
         runs[entry.source] = run_deployment(SONG_DEPLOYMENT_NAME, parameters=parameters, timeout=0).id
     outcomes: dict[str, tuple[State, str, str]] = {}

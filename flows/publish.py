@@ -67,7 +67,8 @@ def publish(out_dir: str = "out", config: CovermillConfig | None = None, dry_run
     if budget.stopped:
         logger.info("YouTube stopped today's uploads earlier (%s); %d songs wait for tomorrow", budget.stopped, len(queue))
     if dry_run:
-        logger.info("dry run: %d of %d waiting songs would be published today; requests written to upload_request.json", len(slots), len(queue))
+        logger.info("dry run: %d of %d waiting songs would be published today; requests written to each song's "
+                    "upload_request.json (`covermill queue` lists them)", len(slots), len(queue))
         return planned
     if not slots:
         return planned

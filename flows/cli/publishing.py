@@ -31,10 +31,7 @@ def run_publish(out: Path, settings, dry_run: bool, debug: bool) -> bool:
     if not found.ok:
         tell_failure(found, debug)
         return False
-    summary = found.result
-    if summary.dry_run:
-        print(f"dry run: {len(summary.planned)} of {summary.waiting} waiting videos would be published today "
-              f"(requests in each song's upload_request.json; `covermill queue` lists them).")
+    summary = found.result  # a dry run's plan is the publish flow's own log line: told once
     for song_id, video_id in summary.published.items():
         print(f"published: {song_id} -> https://youtu.be/{video_id}")
     for song_id, reason in summary.failed.items():

@@ -75,8 +75,8 @@ def run(
     failed = 0
     for number, source in enumerate(songs, 1):
         print(f"[{number}/{len(songs)}] {source}", flush=True)
-        # every song first (its own publishing pass stays dry), then one pass: best first across all of them
-        found = outcome(cover_song(source=source, out_dir=str(out), config=settings, dry_run=True, return_state=True), source)
+        # every song first, then one publishing pass: best first across all of them
+        found = outcome(cover_song(source=source, out_dir=str(out), config=settings, publish_queue=False, return_state=True), source)
         if not found.ok:
             failed += 1
             tell_failure(found, debug)

@@ -83,6 +83,7 @@ def test_a_bad_source_does_not_stop_the_others(dry_run):
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [f"covermill: {missing}: no such file; check the path."]
     assert "1 of 2 songs done, 1 failed." in result.stdout
+    assert result.stdout.count("would be published") == 1, result.stdout  # one publishing pass, after every song
     assert "video:" in result.stdout and "MIDI:" in result.stdout and "ranking:" in result.stdout
     index = out / "gallery" / "index.html"
     assert f"all songs: {index}" in result.stdout and index.exists()

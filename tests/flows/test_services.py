@@ -1,6 +1,6 @@
 """`covermill serve` and `covermill worker` stop when asked, as systemd and container runtimes ask:
 SIGTERM with a song in flight, against a real Prefect server on 127.0.0.1. Each exits 0 with one
-line and no traceback, leaves no process of the run behind, leaves the run and its subflow
+line and no traceback, leaves no process of the run behind, leaves the run (whose tasks are the song's stages)
 Cancelled (not Running for good), and the same source run again completes from the stages the
 ledger had finished."""
 
@@ -118,7 +118,11 @@ def stop_and_check(process: subprocess.Popen, log: Path, client, run_id: str) ->
     run = client.get(f"/flow_runs/{run_id}").json()
     subflows = client.post("/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}).json()
     assert [r["state_type"] for r in [run, *subflows]] == ["CANCELLED"] * (1 + len(subflows)), [run, *subflows]
-    assert len(subflows) == 1  # cover_song, cancelled with its parent
+    assert subflows == []  # the song's stages are the form's run's own tasks, not a subflow one click down
+    tasks = client.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}).json()
+    assert "generate" in {t["name"].rsplit("-", 1)[0] for t in tasks}, [t["name"] for t in tasks]
+    logs = client.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}).json()
+    assert any("basic-pitch: transcribing" in line["message"] for line in logs), [line["message"] for line in logs]
     return output
 
 
