@@ -25,7 +25,7 @@ HELDOUT_SONGS := .cache/quality/heldout-210s
 TUNE_CLIPS := .cache/quality/tune-60s
 TUNE_SONGS := .cache/quality/tune-210s
 
-.PHONY: help system install demo lint check test bench bench-generate bench-arrange bench-video bench-score bench-rank bench-thumbnail bench-upload bench-prefect bench-chaos \
+.PHONY: help system install demo lint check test bench bench-generate bench-gpu bench-gpu-wheels bench-arrange bench-video bench-score bench-rank bench-thumbnail bench-upload bench-prefect bench-chaos \
 	bench-quality bench-quality-full bench-corpus bench-quality-heldout bench-quality-heldout-full bench-quality-tune \
 	bench-quality-tune-full clean
 
@@ -36,6 +36,8 @@ help:
 	@echo "make test   set up everything, then ruff and the whole test suite (Prefect servers, browser, slow ones)"
 	@echo "make bench  time every stage on a 4-minute song (bench/e2e.py)"
 	@echo "make bench-generate      Pop2Piano seconds per candidate on a 1-minute clip (random weights, real size)"
+	@echo "make bench-gpu           on a GPU machine with only Python and torch: the Pop2Piano and Stable Diffusion benches, one JSON (bench/gpu.sh)"
+	@echo "make bench-gpu-wheels    on a CPU machine with network: the cp312 wheels (.whl/) and the song that bench-gpu needs carried beside the repo"
 	@echo "make bench-arrange       what arranging adds to the generate stage, s per song-minute (4-minute song)"
 	@echo "make bench-video         video render speed (x realtime) and peak memory, still and falling notes, on a 4-minute cover"
 	@echo "make bench-score         sheet music: MusicXML and PDF seconds per minute of music on a 4-minute cover, notes matched"
@@ -106,6 +108,24 @@ bench: install $(BENCH_SONG)
 
 bench-generate: install
 	$(VENV)/bin/python bench/generate.py $(MUSIC)/music004.ogg --seconds 60 --json out/bench/generate.json
+
+# A GPU machine here has Python 3.12 and torch but no network and no covermill
+# (../shared/gpu-notes.md): bench/gpu.sh installs these wheels there, carried in .whl/ (40 MB),
+# and benches the 4-minute song carried in .cache/bench/.
+GPU_WHEELS := essentia==2.1b6.dev1389 soxr==1.1.0 soundfile==0.14.0 cffi==2.1.1 pycparser \
+	librosa==0.11.0 audioread pooch decorator standard-aifc standard-sunau \
+	pretty_midi==0.2.11.post0 mido importlib_resources importlib_metadata click==8.5.1 \
+	transformers==5.23.0 diffusers==0.42.1
+
+# figures in out/bench/gpu.json (or GPU_BENCH_OUT); `bench/gpu.sh --help` for a song and options
+bench-gpu:
+	bench/gpu.sh
+
+bench-gpu-wheels: $(BENCH_SONG)
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
+	@du -sh .whl $(BENCH_SONG)
 
 bench-arrange: install
 	$(VENV)/bin/python bench/arrange.py $(MUSIC)/music004.ogg --seconds 240

@@ -8,8 +8,12 @@ an upper bound for the real model, which stops sooner.
 
     python bench/generate.py SONG [--seconds 60] [--arrangers all] [--seeds 0,1] [--device auto]
     python bench/generate.py SONG --model /path/to/pop2piano      # real weights, when you have them
+    python bench/generate.py SONG --songs 2                       # the first song of a process, then the next
 
-Prints one block of figures; `--json FILE` also writes them.
+`--songs N` makes the covers of the song N times in one process, as a nightly run or a worker
+does for its songs: the first pays loading the model and its warm-up, the next ones do not.
+Prints the figures of the first song and of the next ones (their mean) side by side; `--json
+FILE` also writes them, each song's apart under "songs".
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,16 +32,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from random_pop2piano import save_random_pop2piano  # noqa: E402
 
+RATE = 44100  # what the generate stage's WAVs have
+
 
 def cut(song: Path, seconds: float, folder: Path) -> Path:
     """The first `seconds` of the song as the 44.1 kHz WAV the generate stage reads."""
     target = folder / "song.wav"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-t", str(seconds), "-i", str(song), "-ar", "44100", str(target)], check=True)
+    if shutil.which("ffmpeg") is None:  # the bare GPU machines have none (../shared/gpu-notes.md)
+        return cut_with_soundfile(song, seconds, target)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-t", str(seconds), "-i", str(song), "-ar", str(RATE), str(target)], check=True)
+    return target
+
+
+def cut_with_soundfile(song: Path, seconds: float, target: Path) -> Path:
+    """The same cut with soundfile (libsndfile reads WAV, FLAC, Ogg Vorbis and MP3) and soxr."""
+    import soundfile
+
+    from covermill.models.audio import resample
+
+    with soundfile.SoundFile(str(song)) as source:
+        rate = source.samplerate
+        samples = source.read(int(seconds * rate), dtype="float32", always_2d=True)
+    soundfile.write(str(target), resample(samples, rate, RATE, quality="VHQ"), RATE)
     return target
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# A song's figures, apart for each song of the process (the rest are the same for every song)
+PER_SONG = ("load_s", "warmup_s", "features_s", "generate_s", "decode_s", "total_s", "s_per_candidate",
+            "s_per_song_minute", "s_per_candidate_minute", "calls", "batch_size", "free_gb", "row_mb", "peak_gpu_mb")
+
+
+def mean_figures(songs: list[dict]) -> dict | None:
+    """The next songs' figures: their mean (None with one song)."""
+    if not songs:
+        return None
+    return {key: None if songs[0][key] is None else round(sum(s[key] for s in songs) / len(songs), 3) for key in songs[0]}
 
 
 def main() -> None:
@@ -51,31 +85,60 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--songs", type=int, default=1, help="covers of the song made this many times in one process")
+    parser.add_argument("--no-warm-up", action="store_true", help="load the model without its warm-up (to see what it saves)")
     parser.add_argument("--baseline", action="store_true",
                         help="also time transformers' own Pop2Piano generate (one arranger per call, greedy) on the song")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.songs < 1:
+        parser.error("--songs must be 1 or more")
 
     import torch
 
     from covermill.models import pop2piano
+    from covermill.models.device import resolve_device
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         audio = cut(args.song, args.seconds, scratch)
         model = args.model or str(save_random_pop2piano(scratch / "model", args.size))
-        options = {"model": model, "arrangers": args.arrangers, "seeds": [int(s) for s in args.seeds.split(",")],
-                   "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "device": args.device,
-                   "dtype": args.dtype}
-        started = time.perf_counter()
-        generator = pop2piano.load(options)
-        load_s = time.perf_counter() - started
+        options = pop2piano.Options(model=model, arrangers=args.arrangers, seeds=[int(s) for s in args.seeds.split(",")],
+                                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, device=args.device,
+                                    dtype=args.dtype)
+        cuda = resolve_device(args.device).startswith("cuda")
+        songs, first_covers, same_notes = [], None, True
+        for number in range(1, args.songs + 1):
+            print(f"song {number} of {args.songs}", file=sys.stderr, flush=True)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            # as the generate stage does for every song: load (cached after the first), then cover
+            started = time.perf_counter()
+            generator = pop2piano.Pop2PianoGenerator(options, warm_up=not args.no_warm_up)
+            load_s = time.perf_counter() - started
+            covers = generator.cover(audio, progress=lambda message: print(message, file=sys.stderr, flush=True))
+            total_s = time.perf_counter() - started
+            first_covers = first_covers or covers
+            same_notes = same_notes and covers == first_covers  # seeded per row: every song the same notes
+            run = generator.last_run
+            minutes = run["seconds"] / 60
+            songs.append({
+                "load_s": round(load_s, 2),
+                "warmup_s": round(generator.warmup_s, 2),
+                "features_s": round(run["features_s"], 2),
+                "generate_s": round(run["generate_s"], 2),
+                "decode_s": round(run["decode_s"], 2),
+                "total_s": round(total_s, 2),
+                "s_per_candidate": round(total_s / len(covers), 3),
+                "s_per_song_minute": round(total_s / minutes, 2),
+                "s_per_candidate_minute": round(total_s / len(covers) / minutes, 3),
+                "calls": run["calls"],
+                "batch_size": run["batch_size"],
+                "free_gb": round(run["free_gb"], 1) if "free_gb" in run else None,
+                "row_mb": round(run["row_mb"], 2) if "row_mb" in run else None,
+                "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
+            })
         parameters = sum(p.numel() for p in generator.model.parameters())
-        if generator.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()
-        covers = generator.cover(audio, progress=lambda message: print(message, file=sys.stderr, flush=True))
-        total_s = time.perf_counter() - started
         baseline_s = None
         if args.baseline:  # the usual way: Pop2PianoForConditionalGeneration.generate, one composer per call
             features = generator.song_features(audio).features["input_features"].to(generator.device, generator.model.dtype)
@@ -84,10 +147,8 @@ def main() -> None:
                 generator.model.generate(input_features=features, composer="composer1", max_new_tokens=args.max_new_tokens)
             baseline_s = time.perf_counter() - started
 
-    run = generator.last_run
-    minutes = run["seconds"] / 60
     figures = {
-        "device": generator.device if not generator.device.startswith("cuda") else torch.cuda.get_device_name(),
+        "device": generator.device if not cuda else torch.cuda.get_device_name(),
         "dtype": generator.dtype,
         "threads": torch.get_num_threads(),
         "model": "random, " + args.size if not args.model else args.model,
@@ -96,27 +157,25 @@ def main() -> None:
         "covers": len(covers),
         "segments": run["segments"],
         "sequences": run["sequences"],
-        "batch_size": run["batch_size"],
         "max_new_tokens": args.max_new_tokens,
-        "load_s": round(load_s, 2),
-        "features_s": round(run["features_s"], 2),
-        "generate_s": round(run["generate_s"], 2),
-        "decode_s": round(run["decode_s"], 2),
-        "total_s": round(total_s, 2),
-        "s_per_candidate": round(total_s / len(covers), 3),
-        "s_per_song_minute": round(total_s / minutes, 2),
-        "s_per_candidate_minute": round(total_s / len(covers) / minutes, 3),
+        "warm_up": not args.no_warm_up,
+        "songs_run": len(songs),
+        "same_notes_every_song": same_notes,
         "baseline_generate_one_arranger_s": None if baseline_s is None else round(baseline_s, 2),
         "baseline_s_per_arranger_minute": None if baseline_s is None else round(baseline_s / minutes, 2),
         "peak_rss_mb": round(peak_rss_mb()),
-        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if generator.device.startswith("cuda") else None,
         "notes_per_cover": round(sum(len(n) for n in covers.values()) / len(covers)),
     }
-    width = max(len(k) for k in figures)
+    first, following = songs[0], mean_figures(songs[1:])
+    width = max(len(k) for k in (*figures, *PER_SONG))
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
+    print(f"{'':<{width}}  {'first song':>12}  {'next songs' if following else '':>12}")
+    for key in PER_SONG:
+        print(f"{key:<{width}}  {first[key]!s:>12}  {'' if following is None else following[key]!s:>12}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**figures, "first": first, "next": following, "songs": songs}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Ranking bench: seconds per candidate of the rank stage on a real 4-minute song, and each
 candidate's Qmax, to hold a faster path to the figures of the one before.
 
-    python bench/rank.py [SONG] [--seconds 240] [--workers 0] [--json FILE] [--compare FILE]
+    python bench/rank.py [SONG] [--seconds 240] [--seeds 0,1] [--workers 0] [--json FILE] [--compare FILE]
 
 The candidates are made here the way the pipeline makes them: the song's first --seconds
 transcribed by basic-pitch and arranged in every style of config.yaml (two seeds for a style
@@ -16,6 +16,7 @@ Target (issue 19, 2 CPU cores): <= 1 s per candidate at 4 minutes, Qmax unchange
 Examples:
     python bench/rank.py --json /tmp/rank-before.json
     python bench/rank.py --compare /tmp/rank-before.json
+    python bench/rank.py --seeds 0-29
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench"
 QMAX_TOLERANCE = 0.01
 
 
-def make_candidates(song: Path, seconds: float, folder: Path) -> tuple[Path, list[Candidate], dict[str, Path]]:
-    """(the song's audio, every style's candidate, their renders), made once into `folder`."""
+def make_candidates(song: Path, seconds: float, folder: Path, seeds: list[int]) -> tuple[Path, list[Candidate], dict[str, Path]]:
+    """(the song's audio, every style's candidate (a style with a random step once per seed), their renders),
+    made once into `folder`."""
     config = load_config(None)
     folder.mkdir(parents=True, exist_ok=True)
     audio = folder / "song.wav"
@@ -56,7 +58,7 @@ def make_candidates(song: Path, seconds: float, folder: Path) -> tuple[Path, lis
                         str(PROTOCOL.sample_rate), str(audio)], check=True)
     candidates, renders, notes, analysis = [], {}, None, None
     for style, steps in config.arrange.styles.items():
-        for seed in ([0, 1] if style_uses_seed(steps) else [None]):
+        for seed in (seeds if style_uses_seed(steps) else [None]):
             name = f"basic-pitch-{style}" + ("" if seed is None else f"-s{seed}")
             midi, render = folder / f"{name}.mid", folder / f"{name}.flac"
             if not render.is_file():
@@ -78,6 +80,8 @@ def main() -> int:
     parser.add_argument("song", type=Path, nargs="?", default=Path("/usr/share/planetblupi/music/music004.ogg"),
                         help="a song to make the candidates of (default: planetblupi's music004, from Debian)")
     parser.add_argument("--seconds", type=float, default=240.0, help="how much of the song (default 240: 4 minutes)")
+    parser.add_argument("--seeds", default="0,1", help="seeds of the styles with a random step (default 0,1: 13 candidates; "
+                        "0-29 makes 41, as many as a Pop2Piano song's)")
     parser.add_argument("--workers", type=int, default=0, help="rank.workers (default 0: every usable core)")
     parser.add_argument("--repeat", type=int, default=2, help="times the ranking runs; the fastest counts (default 2)")
     parser.add_argument("--json", type=Path, help="write the figures and every candidate's Qmax here")
@@ -86,7 +90,9 @@ def main() -> int:
     if not args.song.is_file():
         sys.exit(f"{args.song}: no such audio file; install Debian's planetblupi-music-ogg or give a song")
     folder = CACHE / f"rank-{args.song.stem}-{args.seconds:.0f}s"
-    audio, candidates, renders = make_candidates(args.song, args.seconds, folder)
+    first, _, last = args.seeds.partition("-")
+    seeds = list(range(int(first), int(last) + 1)) if last else [int(s) for s in args.seeds.split(",")]
+    audio, candidates, renders = make_candidates(args.song, args.seconds, folder, seeds)
     settings = load_config(None).rank.model_copy(update={"workers": args.workers})
     took = []
     for _ in range(max(1, args.repeat)):

@@ -4,6 +4,7 @@ from_pretrained, processor and tokenizer code, on real recordings (no weights do
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from covermill.models import pop2piano
+from covermill.models import gpu_memory, pop2piano
 from covermill.models.audio import read_audio
+from covermill.models.batching import describe_slices, even_slices
 from covermill.models.errors import ModelMissing, SongNotSupported
 from covermill.models.generator import Variant
 from covermill.tasks.core.audio import probe, write_audio
@@ -38,7 +40,8 @@ def test_every_arranger_and_seed_gives_a_cover_on_the_song_clock(tiny_model, wav
         assert all(0 <= n.start < n.end <= duration + 5 and 0 <= n.pitch <= 127 for n in notes)
     run = generator.last_run
     assert 60 <= run["bpm"] <= 200 and run["segments"] >= 5
-    assert run["sequences"] == 6 * run["segments"] and run["batch_size"] == run["sequences"]
+    assert run["sequences"] == 6 * run["segments"] and run["batch_size"] == run["sequences"] and run["calls"] == 1
+    assert messages[0].endswith(f"= {run['sequences']} sequences in 1 call of {run['sequences']}")
     assert any("sequences generated" in m for m in messages)
 
 
@@ -83,12 +86,17 @@ def test_out_of_memory_halves_the_batch_until_it_fits(tiny_model, wavs, monkeypa
     messages: list[str] = []
     assert generator.cover(wavs["song_a"], progress=messages.append) == expected  # same notes after halving
 
+    # Each failure is the first (largest) of the even calls; half of it is the new limit, under
+    # which all the rows are split evenly again.
     halvings, size = [], min(64, rows)
-    while size > 5:
-        halvings.append(f"pop2piano: out of memory with {size} sequences per call; retrying with {size // 2}")
-        size //= 2
+    tried = max(b - a for a, b in even_slices(rows, size))
+    while tried > 5:
+        size = tried // 2
+        halvings.append(f"pop2piano: out of memory with {tried} sequences per call; retrying with {size}")
+        tried = max(b - a for a, b in even_slices(rows, size))
     assert [m for m in messages if "out of memory" in m] == halvings
     assert generator.batch_size == size and generator.last_run["batch_size"] == size
+    assert generator.last_run["calls"] == len(even_slices(rows, size))
     assert max(attempts[-3:]) <= 5
 
     def always_out_of_memory(*args, **kwargs):
@@ -97,6 +105,71 @@ def test_out_of_memory_halves_the_batch_until_it_fits(tiny_model, wavs, monkeypa
     monkeypatch.setattr(generator.model, "forward", always_out_of_memory)
     with pytest.raises(RuntimeError, match="batch of one"):
         generator.cover(wavs["song_a"])
+
+
+def test_on_a_gpu_the_free_memory_sizes_the_calls_and_they_are_even(tiny_model, wavs, monkeypatch):
+    generator = tiny(tiny_model, arrangers="6,7", seeds=[3])
+    expected = generator.cover(wavs["song_a"])
+    rows = generator.last_run["sequences"]
+    assert rows > 12 and generator.last_run["calls"] == 1
+
+    # The one thing this machine lacks is a GPU's memory: it "has" room for 9 sequences at the
+    # cost of a sequence (the H200 figure here, as a CPU measures none), with the margin kept.
+    generator.batch_size = 0
+    row_bytes = generator.row_bytes()
+    assert row_bytes == gpu_memory.fallback_row_bytes(FEW_TOKENS, 4)  # float32 on a CPU
+    free = int(row_bytes * 9 / (1 - gpu_memory.MARGIN)) + 1
+    generator.free_memory = lambda: free
+    real_forward = generator.model.forward
+    batches: list[int] = []
+
+    def forward(*args, **kwargs):
+        batches.append(kwargs["decoder_input_ids"].shape[0])
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(generator.model, "forward", forward)
+    messages: list[str] = []
+    assert generator.cover(wavs["song_a"], progress=messages.append) == expected  # same notes in other batches
+
+    calls = even_slices(rows, 9)
+    assert sorted(set(batches)) == sorted({b - a for a, b in calls}) and max(batches) - min(batches) <= 1
+    assert messages[0].endswith(f"= {rows} sequences in {describe_slices(calls)} "
+                                f"(free {free / 1e9:.1f} GB, {row_bytes / 1e6:.1f} MB a sequence)")
+    assert generator.last_run["calls"] == len(calls) and generator.last_run["row_mb"] == row_bytes / 1e6
+    assert generator.batch_size == 0  # sized afresh for the next song: nothing ran out of memory
+
+
+def test_the_model_is_warmed_up_once_per_process_and_changes_no_note(tiny_model, wavs, tmp_path, monkeypatch):
+    model = shutil.copytree(tiny_model, tmp_path / "model")  # a model no other test has loaded (or warmed)
+    options = pop2piano.Options(model=str(model), max_new_tokens=FEW_TOKENS, arrangers="2,9", seeds=[5])
+    cold = pop2piano.Pop2PianoGenerator(options, warm_up=False)
+    assert cold.warmup is None and cold.warmup_s == 0.0
+    without = cold.cover(wavs["song_b"])
+
+    # the same loaded model (load_model keeps it per process): count its decoding steps
+    steps: list[int] = []
+    real_forward = cold.model.forward
+
+    def forward(*args, **kwargs):
+        steps.append(kwargs["decoder_input_ids"].shape[0])
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(cold.model, "forward", forward)
+    warm = pop2piano.load(options)
+    assert warm.model is cold.model
+    warmup = warm.warmup
+    assert warmup is not None and warm.warmup_s == warmup.seconds > 0
+    assert (warmup.rows, warmup.tokens, warmup.row_bytes) == (*pop2piano.WARMUP_CPU, None)
+    assert steps == [warmup.rows] * warmup.tokens  # a real generate of full length, one step a token
+
+    steps.clear()
+    assert warm.cover(wavs["song_b"]) == without  # bit-identical with and without the warm-up
+    song_steps = len(steps)
+    steps.clear()
+    again = pop2piano.load(options)  # the next song of the process: nothing to warm
+    assert again.warmup is warmup and again.warmup_s == 0.0 and steps == []
+    again.cover(wavs["song_b"])
+    assert len(steps) == song_steps
 
 
 def test_a_song_without_a_beat_grid_is_refused_with_a_reason(tiny_model, tmp_path):
