@@ -199,6 +199,7 @@ class Pop2PianoGenerator:
         self.batch_size = options.batch_size or (0 if cuda else AUTO_BATCH_CPU)
         self.free_memory: Callable[[], int] | None = partial(gpu_memory.free_bytes, self.device) if cuda else None
         self.last_run: dict[str, Any] = {}  # what the last song cost (for the bench and the log)
+        self._tokens: Any = None  # the tokenizer's vocabulary as tables, made at the first decode
         # the model's warm-up (None when skipped, to compare); warmup_s: what this load spent on it
         self.warmup: Warmup | None = None
         self.warmup_s = 0.0
@@ -383,8 +384,11 @@ class Pop2PianoGenerator:
         return tokens
 
     def decode(self, song: SongFeatures, row_tokens: list[Any]) -> list[Note]:
-        """One variant's rows (one per segment, in order) -> notes on the song's clock."""
+        """One variant's rows (one per segment, in order) -> notes on the song's clock, as the
+        tokenizer's batch_decode reads them (models/pop2piano_decode.py: the same notes, compiled)."""
         import numpy as np
+
+        from covermill.models.pop2piano_decode import notes_in_seconds, read_rows, token_table
 
         eos = int(self.model.generation_config.eos_token_id)
         width = max(len(t) for t in row_tokens) + 1
@@ -394,10 +398,19 @@ class Pop2PianoGenerator:
         for i, tokens in enumerate(row_tokens):
             ids[i, : len(tokens)] = tokens.numpy()
         ids[:, -1] = eos
-        decoded = self.processor.batch_decode(token_ids=ids, feature_extractor_output=song.features, return_midi=False)
-        notes = [Note(float(n.start), float(n.end), int(n.pitch), int(n.velocity))
-                 for n in decoded["notes"] if n.end > n.start and 0 < n.velocity]
-        return sort_notes(notes)
+        if "attention_mask" in song.features:  # several songs in one batch: the tokenizer's own reading
+            decoded = self.processor.batch_decode(token_ids=ids, feature_extractor_output=song.features, return_midi=False)
+            found = [(float(n.start), float(n.end), int(n.pitch), int(n.velocity)) for n in decoded["notes"]]
+        else:
+            if self._tokens is None:
+                self._tokens = token_table(self.processor.tokenizer)
+            starts, ends, pitches = notes_in_seconds(read_rows(ids, self._tokens),
+                                                     np.asarray(song.features["extrapolated_beatstep"][0]),
+                                                     np.asarray(song.features["beatsteps"][0]))
+            velocity = self._tokens.velocity
+            found = [(float(a), float(b), int(p), velocity) for a, b, p in zip(starts.tolist(), ends.tolist(), pitches.tolist())]
+        return sort_notes([Note(start, end, pitch, velocity) for start, end, pitch, velocity in found
+                           if end > start and 0 < velocity])
 
 
 def track_beats(samples) -> tuple[float, Any]:
