@@ -4,6 +4,7 @@ common.py      the options and the error handling every command shares
 songs.py       run (songs now) and nightly (a playlist)
 publishing.py  auth, queue, publish (YouTube)
 servers.py     serve and deploy (Prefect deployments for the UI and workers)
+local_server.py  server start|status|stop (a local Prefect server the commands that run flows use)
 doctor.py      doctor (is everything covermill needs on this machine?)
 """
 
@@ -14,7 +15,8 @@ from covermill.flows.offline import apply_offline_defaults
 apply_offline_defaults()  # before anything imports Prefect
 
 # each module registers its commands; the order here is the order of `covermill --help`
-from covermill.flows.cli import songs, servers, publishing, doctor  # noqa: E402, F401, I001
+# (Typer lists a command group such as `server` after the plain commands)
+from covermill.flows.cli import songs, servers, publishing, doctor, local_server  # noqa: E402, F401, I001
 from covermill.flows.cli.common import app  # noqa: E402
 
 

@@ -24,6 +24,7 @@ app = typer.Typer(
         "  covermill run https://www.youtube.com/watch?v=VIDEO_ID --config config.yaml\n\n"
         "  covermill auth --headless\n\n"
         "  covermill nightly songs.txt --out covers\n\n"
+        "  covermill server start\n\n"
         "  covermill serve --out covers\n\n"
         "  covermill deploy --pool covermill --out /shared/covers\n\n"
         "  covermill queue\n\n"
@@ -105,6 +106,25 @@ def decide_dry_run(dry_run: bool, publish: bool, settings) -> bool:
 
 
 def start_flow_logging(debug: bool) -> None:
+    """Right before a command's first flow: its Prefect server, told in one line, and Prefect's console routed."""
     from covermill.flows.offline import route_prefect_console
 
+    use_prefect_server()
     route_prefect_console(debug)
+
+
+def use_prefect_server() -> None:
+    """PREFECT_API_URL when Prefect has one (environment, profile), else covermill's local server when
+    it answers (`covermill server start`), else Prefect's temporary server, which the first flow
+    starts (5-16 s); one line on stdout says which."""
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL
+
+    from covermill.flows.local_server import choose, prefect_home
+
+    url, line = choose(PREFECT_API_URL.value(), prefect_home())
+    if url is not None:
+        os.environ["PREFECT_API_URL"] = url
+        # Prefect read the environment once, when the stage modules imported it: read it again
+        prefect.context.refresh_global_settings_context()
+    print(line, flush=True)
