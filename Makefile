@@ -25,7 +25,7 @@ HELDOUT_SONGS := .cache/quality/heldout-210s
 TUNE_CLIPS := .cache/quality/tune-60s
 TUNE_SONGS := .cache/quality/tune-210s
 
-.PHONY: help system install demo lint check test bench bench-generate bench-gpu bench-gpu-wheels bench-arrange bench-video bench-score bench-rank bench-thumbnail bench-upload bench-prefect bench-chaos \
+.PHONY: help system install demo lint check test bench bench-generate bench-gpu bench-gpu-wheels bench-arrange bench-video bench-score bench-rank bench-cli-start bench-thumbnail bench-upload bench-prefect bench-chaos \
 	bench-quality bench-quality-full bench-corpus bench-quality-heldout bench-quality-heldout-full bench-quality-tune \
 	bench-quality-tune-full clean
 
@@ -135,6 +135,9 @@ bench-video: install
 
 bench-score: install
 	$(VENV)/bin/python bench/score.py $(MUSIC)/music004.ogg --seconds 240 --json out/bench/score.json
+
+bench-cli-start: install
+	$(VENV)/bin/python bench/cli_start.py --json out/bench/cli_start.json
 
 bench-rank: install
 	$(VENV)/bin/python bench/rank.py $(MUSIC)/music004.ogg --seconds 240 --json out/bench/rank.json

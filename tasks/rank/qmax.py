@@ -30,15 +30,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import essentia
 import numpy as np
 
-essentia.log.infoActive = False  # must precede essentia.standard, which logs an INFO line on import
-import essentia.standard as es  # noqa: E402
+from covermill.tasks.core.audio import SAMPLE_RATE, read_mono
 
-from covermill.tasks.core.audio import SAMPLE_RATE, read_mono  # noqa: E402
-from covermill.tasks.rank.cross_recurrence import best_alignment, cross_recurrence  # noqa: E402
-from covermill.tasks.rank.warping import alignment_deviation  # noqa: E402
+# essentia (0.5 s to import) and the numba modules (cross_recurrence, warping: 0.16 s) are imported at
+# their first use: every covermill command paid them before its first stage, and a finished song's
+# re-run never computes a chroma.
+
+
+def essentia_standard() -> Any:
+    """essentia.standard, imported at the first chroma."""
+    import essentia
+
+    essentia.log.infoActive = False  # must precede essentia.standard, which logs an INFO line on import
+    import essentia.standard
+
+    return essentia.standard
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ NOTHING_ALIGNS = QmaxResult(qmax=math.inf, frames=0, aligned_share=0.0)
 def hpcp(samples: np.ndarray, protocol: QmaxProtocol = PROTOCOL) -> np.ndarray:
     """(frames, 12) float32 chromagram of mono samples at the protocol's rate; silent frames are zeros."""
     p = protocol
+    es = essentia_standard()
     window = es.Windowing(type=p.window)
     spectrum = es.Spectrum()
     peaks = es.SpectralPeaks(
@@ -146,6 +155,8 @@ def qmax(cover: np.ndarray, original: np.ndarray, protocol: QmaxProtocol = PROTO
     p = protocol
     if len(cover) < p.stacked_frames + 1 or len(original) < p.stacked_frames + 1 or _silent(cover, p) or _silent(original, p):
         return NOTHING_ALIGNS
+    from covermill.tasks.rank.cross_recurrence import best_alignment, cross_recurrence
+
     plot = None
     if p.alignment == "serra09" and p.distance_type == "asymmetric":  # what the fast path implements
         plot = cross_recurrence(
@@ -165,6 +176,7 @@ def qmax(cover: np.ndarray, original: np.ndarray, protocol: QmaxProtocol = PROTO
 
 def _essentia_alignment(cover: np.ndarray, original: np.ndarray, p: QmaxProtocol) -> tuple[float, int]:
     """(best alignment score, cover frames) by essentia itself: the reference the fast path equals."""
+    es = essentia_standard()
     similarity = es.ChromaCrossSimilarity(
         frameStackSize=p.frame_stack_size, frameStackStride=p.frame_stack_stride,
         binarizePercentile=p.binarize_percentile, oti=p.oti,
@@ -229,6 +241,8 @@ def qmax_and_wpd(cover: np.ndarray, original: np.ndarray, factor: int, protocol:
     """Qmax and WPD of a cover's chroma against the original's, both pooled by `factor`: WPD's DTW
     path runs on the chroma Qmax already has (0.005-0.05 s a candidate beside Qmax's 0.02-0.08 s
     at 60 s to 4 minutes, measured on planetblupi's music004)."""
+    from covermill.tasks.rank.warping import alignment_deviation
+
     return ChromaMeasures(qmax(cover, original, protocol), alignment_deviation(cover, original, frame_seconds(factor, protocol)))
 
 

@@ -19,12 +19,11 @@ from music21 import metadata as m21metadata
 from music21.musicxml.m21ToXml import GeneralObjectExporter
 
 from covermill.tasks.core.atomic import atomic_output
-from covermill.tasks.media.score.notation import Event, Notation
+from covermill.tasks.media.score.notation import ARRANGER, Event, Notation
 
 SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 FLATS = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")  # music21 writes a flat as "-"
 CLEFS = {"treble": clef.TrebleClef, "bass": clef.BassClef}
-ARRANGER = "covermill"
 
 
 def spelt(midi: int, fifths: int) -> pitch.Pitch:

@@ -20,6 +20,7 @@ import numpy as np
 from covermill.models.notes import Note
 from covermill.tasks.core.music import LEFT, RIGHT, BeatGrid
 
+ARRANGER = "covermill"  # the score's arranger, in its header
 MIDDLE_C = 60  # a note without a hand goes to the right hand from here up
 VOICES_PER_STAFF = 2
 # Whole-beat note values a note on the beat may take, in beats: quarter, dotted quarter, half,

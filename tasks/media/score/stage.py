@@ -22,8 +22,7 @@ from covermill.tasks.core.records import Song
 from covermill.tasks.core.settings import Settings
 from covermill.tasks.core.stage_task import stage_logger, stage_task
 from covermill.tasks.media.score.engrave import engrave
-from covermill.tasks.media.score.musicxml import ARRANGER, write_musicxml
-from covermill.tasks.media.score.notation import notate
+from covermill.tasks.media.score.notation import ARRANGER, notate
 
 
 class ScoreSettings(Settings):
@@ -57,6 +56,8 @@ def make_score(song: Song, out_dir: Path, settings: ScoreSettings) -> Path:
         raise CovermillError(f"{folder.winner_midi}: no winner MIDI to write the score from; run the song again.")
     piece = read_piece(folder.winner_midi)
     analysis = load_analysis(folder.analysis)
+    from covermill.tasks.media.score.musicxml import write_musicxml  # music21: 0.16 s to import, paid when a score is written
+
     started = time.perf_counter()
     notation = notate(piece.notes, score_grid(piece, analysis), key=analysis.key if analysis else "")
     write_musicxml(notation, folder.score_musicxml, song.title, song.artist)
