@@ -29,6 +29,7 @@ from covermill.tasks.core.ledger import Ledger, State
 from covermill.tasks.core.leftovers import remove_leftovers
 from covermill.tasks.core.records import NightlyResult
 from covermill.tasks.core.run_artifacts import markdown_text
+from covermill.tasks.cover.ahead import SongAhead
 from covermill.tasks.cover.playlist import Entry, read_playlist
 
 SONG_DEPLOYMENT_NAME = "covermill-song/cover-song"  # flows/deployments.py makes it; fan-out runs it
@@ -178,14 +179,21 @@ def nightly(playlist: str | None = None, out_dir: str = "out", config: Covermill
                 deferred[entry.source] = f"still running on a worker after nightly.max_minutes ({settings.max_minutes:g})"
     else:
         outcomes = {}
+        # the next song is downloaded and its cover models' CPU work started while this one runs
+        ahead = SongAhead(Path(out_dir), config.download, config.generate)
         for number, entry in enumerate(todo, 1):
             if time.monotonic() > deadline:
                 deferred[entry.source] = f"over nightly.max_minutes ({settings.max_minutes:g})"
                 continue
             logger.info("[%d/%d] %r", number, len(todo), entry.title or entry.source)
+            if ahead.source == entry.source and ahead.wait():
+                logger.info("downloaded, and its %s work begun, while the previous song ran", " and ".join(ahead.asked))
+            if number < len(todo):
+                ahead.start(todo[number].source)
             ledger.record_entry(entry.source, State.RUNNING, "being covered")
             outcomes[entry.source] = cover_here(entry, out_dir, config)
             ledger.record_entry(entry.source, *outcomes[entry.source])  # now: a kill later loses nothing
+        ahead.wait()
     outcomes = {**refused, **outcomes}
     for entry_source, (state, detail, song_id) in outcomes.items():
         if settings.fan_out:

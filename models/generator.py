@@ -23,6 +23,9 @@ The registered module provides:
   from the options alone, so that planning what is missing loads no model.
 - optionally `check(options) -> Readiness`: are the weights on this machine, where, and what to do
   when they are not; `covermill doctor` shows it. It must not load the model.
+- optionally `prefetch(options, audio_path)`: start the CPU work a song needs before the model runs
+  (in another process) and return at once; the generator takes it when it covers that song. The
+  generate stage asks for it before its transcribers run, the nightly for the next song.
 Models load once per process for each distinct set of options (the cache below) because loading
 costs more than a short song's inference.
 """
@@ -112,6 +115,17 @@ def cover_variants(name: str, options: OptionsLike = None) -> list[Variant] | No
     module = registry.generator_module(name)
     variants = getattr(module, "variants", None)
     return None if variants is None else variants(generator_options(name, options))
+
+
+def prefetch(name: str, options: OptionsLike, audio_path: Path) -> bool:
+    """Ask the generator to start its work on the song ahead (the contract's optional `prefetch`);
+    whether it has one."""
+    module = registry.generator_module(name)
+    start = getattr(module, "prefetch", None)
+    if start is None:
+        return False
+    start(generator_options(name, options), Path(audio_path))
+    return True
 
 
 # (name, module, options as JSON) -> the loaded generator. Options are keyed by their JSON because

@@ -29,20 +29,18 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from covermill.models import gpu_memory, hub
-from covermill.models.audio import read_audio, resample
 from covermill.models.batching import describe_slices, even_slices, run_in_batches
 from covermill.models.device import Hold, resolve_device, resolve_dtype, usable_cores
-from covermill.models.errors import ModelMissing, SongNotSupported
+from covermill.models.errors import ModelMissing
 from covermill.models.generator import Readiness, Variant
 from covermill.models.notes import Note, sort_notes
 from covermill.models.options import Device, Dtype, ModelOptions
+from covermill.models.pop2piano_features import SongFeatures, song_features, take_prefetched
+from covermill.models.pop2piano_features import prefetch as prefetch_features
 
 NAME = "pop2piano"
 DEFAULT_MODEL = "sweetcocoa/pop2piano"
 ARRANGERS = tuple(range(1, 22))  # composer1 .. composer21
-BEAT_TRACKER_RATE = 44100  # RhythmExtractor2013 assumes it
-MIN_BEATS = 4
-TEMPO_RANGE = (30.0, 250.0)  # BPM; outside it the tracker is guessing (silence gives ~740)
 # Sequences per generate call on a CPU when config leaves it to the device. On 2 CPU cores 128 was
 # fastest (0.68 s per 256-token sequence, against 0.84 at 32 and 1.2 at 256: past ~128 the decoder's
 # caches outgrow the CPU's). A GPU takes every row its free memory holds (models/gpu_memory.py).
@@ -167,20 +165,6 @@ class Warmup:
 _warmups: dict[tuple[str, str | None, str, str, int], Warmup] = {}
 
 
-@dataclass
-class SongFeatures:
-    """What every variant of one song shares: the beat grid and the log-mel segments."""
-
-    features: Any  # the processor's BatchFeature: input_features, beatsteps, extrapolated_beatstep
-    bpm: float
-    beats: int
-    seconds: float
-
-    @property
-    def segments(self) -> int:
-        return int(self.features["input_features"].shape[0])
-
-
 class Pop2PianoGenerator:
     name = NAME
     holds_gpu_slot = True  # every generate call runs inside the caller's hold()
@@ -232,34 +216,16 @@ class Pop2PianoGenerator:
         for (variant, _), row_tokens in zip(rows, tokens):
             by_variant[variant].append(row_tokens)
         covers = {variant: self.decode(song, row_tokens) for variant, row_tokens in by_variant.items()}
-        self.last_run.update(features_s=featured - started, generate_s=generated - featured,
+        self.last_run.update(features_s=featured - started, features_prefetched=song.prefetched, generate_s=generated - featured,
                              decode_s=time.perf_counter() - generated, covers=len(variants))
         return covers
 
     def song_features(self, audio_path: Path) -> SongFeatures:
-        """Beat grid and log-mel segments, with a readable reason when the beat tracker cannot help."""
-        samples = read_audio(audio_path, BEAT_TRACKER_RATE, mono=True, quality="VHQ")
-        seconds = len(samples) / BEAT_TRACKER_RATE
-        if seconds > self.options.max_seconds:
-            raise SongNotSupported(f"the song lasts {seconds:.0f} s, longer than pop2piano's limit of "
-                                   f"{self.options.max_seconds:.0f} s for beat tracking (option max_seconds)")
-        bpm, beat_times = track_beats(samples)
-        if len(beat_times) < MIN_BEATS or not TEMPO_RANGE[0] <= bpm <= TEMPO_RANGE[1]:
-            raise SongNotSupported(f"essentia's beat tracker found no usable beat grid ({len(beat_times)} beats at "
-                                   f"{bpm:.0f} BPM in {seconds:.0f} s: silence, or no steady pulse)")
-        extractor = self.processor.feature_extractor
-        # Resampled here rather than inside the extractor with librosa's kaiser_best (seconds per
-        # song); the beat times are in seconds and hold at any rate.
-        model_rate = extractor.sampling_rate
-        model_samples = resample(samples, BEAT_TRACKER_RATE, model_rate, quality="VHQ")
-        original = extractor.extract_rhythm
-        extractor.extract_rhythm = lambda audio: (bpm, beat_times, None, None, None)  # tracked above, once
-        try:
-            features = self.processor(audio=model_samples, sampling_rate=model_rate,
-                                      steps_per_beat=self.options.steps_per_beat, return_tensors="pt")
-        finally:
-            extractor.extract_rhythm = original
-        return SongFeatures(features=features, bpm=float(bpm), beats=len(beat_times), seconds=seconds)
+        """Beat grid and log-mel segments: prefetched in the worker when they were asked for
+        (models/pop2piano_features.py), else computed here."""
+        o = self.options
+        found = take_prefetched(Path(audio_path), o.model, o.revision, o.steps_per_beat, o.max_seconds)
+        return found or song_features(Path(audio_path), self.processor, o.steps_per_beat, o.max_seconds)
 
     def rows_per_call(self) -> tuple[int, dict[str, float]]:
         """Sequences per generate call, and on CUDA the memory figures that sized it: the batch
@@ -413,16 +379,11 @@ class Pop2PianoGenerator:
                            if end > start and 0 < velocity])
 
 
-def track_beats(samples) -> tuple[float, Any]:
-    """(bpm, beat times) from a RhythmExtractor2013 built for this song alone: a reused one keeps
-    state from the previous song and returns its tempo."""
-    import essentia.standard
-
-    try:
-        bpm, beat_times, *_ = essentia.standard.RhythmExtractor2013(method="multifeature")(samples)
-    except Exception as exc:  # essentia raises bare RuntimeErrors with its own text
-        raise SongNotSupported(f"essentia's beat tracker failed on this song ({exc})") from exc
-    return float(bpm), beat_times
+def prefetch(options: Pop2PianoOptions | Mapping[str, Any] | None, audio_path: Path) -> None:
+    """The contract's optional `prefetch`: start the song's beats and features in a worker process,
+    for the generator to take when it covers the song (models/pop2piano_features.py)."""
+    o = Pop2PianoOptions.coerce(options)
+    prefetch_features(Path(audio_path), o.model, o.revision, o.steps_per_beat, o.max_seconds)
 
 
 def load(options: Pop2PianoOptions | Mapping[str, Any] | None = None) -> Pop2PianoGenerator:

@@ -28,7 +28,7 @@ from pydantic_core.core_schema import ErrorType
 from covermill.models import registry
 from covermill.models.device import Hold
 from covermill.models.errors import BrokenGenerator, ModelMissing, OutOfMemory, SongNotSupported, UnknownGenerator
-from covermill.models.generator import Variant, cover_variants, generator_options, load_generator
+from covermill.models.generator import Variant, cover_variants, generator_options, load_generator, prefetch
 from covermill.models.notes import Note
 from covermill.models.options import ModelOptions
 from covermill.tasks.arrange.analysis import SongAnalysis, analyse, load_analysis, save_analysis
@@ -236,14 +236,41 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     return candidates
 
 
+def cover_fingerprints(song: Song, generator: str, options: ModelOptions, variants: list[Variant]) -> dict[str, str]:
+    """Candidate id -> the fingerprint of its cover, for every variant."""
+    return {cover_candidate_id(generator, variant): fingerprint("cover", song.source_id, generator, options, variant.arranger, variant.seed)
+            for variant in variants}
+
+
+def missing_covers(song: Song, folder: SongFolder, generator: str, options: ModelOptions, variants: list[Variant]) -> list[Variant]:
+    """The variants whose cover is not in the folder under the fingerprint of these options."""
+    fingerprints = Fingerprints.of(folder)
+    made_with = cover_fingerprints(song, generator, options, variants)
+    return [v for v in variants if not fingerprints.fresh(folder.candidate_midi(cover_candidate_id(generator, v)),
+                                                          made_with[cover_candidate_id(generator, v)])]
+
+
+def prefetch_covers(song: Song, folder: SongFolder, generate: GenerateSettings) -> list[str]:
+    """Start, in the cover models' own worker processes, the work they do on the song before their
+    model runs (Pop2Piano: beats and features, 4.4-5.4 s of a 4-minute song), for each cover model
+    with a cover still to make; the generators asked. Transcribers have nothing to start."""
+    asked = []
+    for generator in generate.generators:
+        options = generate.options_for(generator)
+        variants = cover_variants(generator, options)
+        if variants and missing_covers(song, folder, generator, options, variants) and prefetch(generator, options, Path(song.audio)):
+            asked.append(generator)
+    return asked
+
+
 def model_covers(song: Song, folder: SongFolder, generator: str, options: ModelOptions,
                  variants: list[Variant], hold: Hold | None = None) -> list[Candidate]:
     """A cover model's candidates: one per arranger x seed, the missing ones made in one call."""
     log = stage_logger("generate")
     fingerprints = Fingerprints.of(folder)
     planned = [(variant, cover_candidate_id(generator, variant)) for variant in variants]
-    made_with = {cid: fingerprint("cover", song.source_id, generator, options, variant.arranger, variant.seed) for variant, cid in planned}
-    missing = [variant for variant, cid in planned if not fingerprints.fresh(folder.candidate_midi(cid), made_with[cid])]
+    made_with = cover_fingerprints(song, generator, options, variants)
+    missing = missing_covers(song, folder, generator, options, variants)
     if missing:
         log.info(f"{generator}: writing {len(missing)} of {len(planned)} covers of {song.title or song.id!r}")
         for variant in missing:  # an older config's cover is not kept under this config's name
@@ -278,6 +305,9 @@ def make_candidates(song: Song, folder: SongFolder, generate: GenerateSettings, 
     `report` hears the fraction of the work done.
     """
     log = stage_logger("generate")
+    # a cover model's CPU work starts now in its worker, overlapping the transcribers (and, in a
+    # nightly, it was asked for while the previous song ran: then this finds it under way)
+    prefetch_covers(song, folder, generate)
     candidates: list[Candidate] = []
     skipped: dict[str, str] = {}
     total = len(generate.generators)

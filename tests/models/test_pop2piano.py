@@ -14,7 +14,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from covermill.models import gpu_memory, pop2piano
+from covermill.models import gpu_memory, pop2piano, pop2piano_features
 from covermill.models.audio import read_audio
 from covermill.models.batching import describe_slices, even_slices
 from covermill.models.errors import ModelMissing, SongNotSupported
@@ -185,7 +185,7 @@ def test_too_long_a_song_is_refused_before_beat_tracking(tiny_model, wavs):
 
 def test_beats_are_tracked_afresh_for_every_song(tiny_model, wavs):
     generator = tiny(tiny_model)
-    alone = pop2piano.track_beats(read_audio(wavs["song_a"], pop2piano.BEAT_TRACKER_RATE, mono=True, quality="VHQ"))
+    alone = pop2piano_features.track_beats(read_audio(wavs["song_a"], pop2piano_features.BEAT_TRACKER_RATE, mono=True, quality="VHQ"))
     generator.song_features(wavs["song_b"])
     after_another = generator.song_features(wavs["song_a"])
     assert after_another.bpm == pytest.approx(alone[0])
@@ -260,3 +260,27 @@ def test_hub_id_loads_offline_from_the_cache_and_a_missing_one_is_one_sentence(t
     cached = subprocess.run([sys.executable, "-c", OFFLINE_LOAD], env=env, capture_output=True, text=True, timeout=300)
     assert cached.returncode == 0, cached.stderr
     assert "LOADED 32 ['composer1', 'composer10']" in cached.stdout
+
+
+def test_prefetched_features_are_taken_and_give_the_same_covers(tiny_model, wavs, tmp_path):
+    options = {"model": str(tiny_model), "max_new_tokens": FEW_TOKENS, "arrangers": "3", "seeds": [1]}
+    generator = pop2piano.load(options)
+    song = shutil.copy(wavs["song_b"], tmp_path / "song.wav")
+    here = generator.cover(song)
+    assert generator.last_run["features_prefetched"] is False
+
+    pop2piano.prefetch(options, song)  # made in the worker process while nothing waits for it
+    prefetched = generator.cover(song)
+    assert generator.last_run["features_prefetched"] is True
+    assert prefetched == here  # the same beats, segments and notes
+
+    pop2piano.prefetch(options, song)
+    shutil.copy(wavs["song_c"], song)  # the file changed after the prefetch: its features are not this song's
+    assert generator.song_features(song).prefetched is False
+
+
+def test_a_song_the_prefetch_worker_cannot_cover_is_refused_with_its_reason(tiny_model, wavs):
+    options = {"model": str(tiny_model), "max_new_tokens": FEW_TOKENS, "max_seconds": 10}
+    pop2piano.prefetch(options, wavs["song_a"])
+    with pytest.raises(SongNotSupported, match="longer than pop2piano's limit of 10 s"):
+        pop2piano.load(options).song_features(wavs["song_a"])
