@@ -70,7 +70,7 @@ def mean_figures(songs: list[dict]) -> dict | None:
     """The next songs' figures: their mean (None with one song)."""
     if not songs:
         return None
-    return {key: None if songs[0][key] is None else round(sum(s[key] for s in songs) / len(songs), 3) for key in songs[0]}
+    return {key: None if songs[0][key] is None else round(sum(s[key] for s in songs) / len(songs), 4) for key in songs[0]}
 
 
 def main() -> None:
@@ -123,12 +123,12 @@ def main() -> None:
             run = generator.last_run
             minutes = run["seconds"] / 60
             songs.append({
-                "load_s": round(load_s, 2),
-                "warmup_s": round(generator.warmup_s, 2),
-                "features_s": round(run["features_s"], 2),
-                "generate_s": round(run["generate_s"], 2),
-                "decode_s": round(run["decode_s"], 2),
-                "total_s": round(total_s, 2),
+                "load_s": round(load_s, 4),
+                "warmup_s": round(generator.warmup_s, 4),
+                "features_s": round(run["features_s"], 4),
+                "generate_s": round(run["generate_s"], 4),
+                "decode_s": round(run["decode_s"], 4),
+                "total_s": round(total_s, 4),
                 "s_per_candidate": round(total_s / len(covers), 3),
                 "s_per_song_minute": round(total_s / minutes, 2),
                 "s_per_candidate_minute": round(total_s / len(covers) / minutes, 3),

@@ -59,16 +59,21 @@ mkdir -p "$WORK/pkg/covermill"
 for part in flows tasks models templates; do ln -s "$ROOT/$part" "$WORK/pkg/covermill/$part"; done
 export PYTHONPATH="$WORK/pkg${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 
-# What the two benches import; prints the modules that fail, one a line.
+# What the two benches import; prints the modules that fail, one a line (and nothing else: what the
+# imports print themselves, such as pyfluidsynth's "'fluidsynth' was found" under $CI, is dropped).
 missing_modules() {
   "$PYTHON" - <<'EOF'
-import importlib
+import contextlib, importlib, io
+failed = []
 for name in ("torch", "transformers", "diffusers", "pydantic", "essentia", "soundfile", "soxr", "librosa",
              "pretty_midi", "covermill.models.pop2piano", "covermill.models.stable_diffusion"):
     try:
-        importlib.import_module(name)
+        with contextlib.redirect_stdout(io.StringIO()):
+            importlib.import_module(name)
     except Exception as exc:
-        print(f"{name} ({type(exc).__name__}: {exc})")
+        failed.append(f"{name} ({type(exc).__name__}: {exc})")
+if failed:
+    print("\n".join(failed))
 EOF
 }
 

@@ -27,7 +27,9 @@ The registered module provides:
   (in another process) and return at once; the generator takes it when it covers that song. The
   generate stage asks for it before its transcribers run, the nightly for the next song.
 Models load once per process for each distinct set of options (the cache below) because loading
-costs more than a short song's inference.
+costs more than a short song's inference. Where the environment names a model host (`covermill
+serve` and `covermill worker` start one, models/host.py), `load_generator` and `prefetch` forward to
+it instead, so that models stay loaded and warm across the runs' processes.
 """
 
 from __future__ import annotations
@@ -118,13 +120,17 @@ def cover_variants(name: str, options: OptionsLike = None) -> list[Variant] | No
 
 
 def prefetch(name: str, options: OptionsLike, audio_path: Path) -> bool:
-    """Ask the generator to start its work on the song ahead (the contract's optional `prefetch`);
-    whether it has one."""
+    """Ask the generator to start its work on the song ahead (the contract's optional `prefetch`),
+    in the model host when there is one (its generator takes the work); whether it has one."""
+    from covermill.models import host  # here, not above: models/host.py imports this module
+
     module = registry.generator_module(name)
     start = getattr(module, "prefetch", None)
     if start is None:
         return False
-    start(generator_options(name, options), Path(audio_path))
+    parsed = generator_options(name, options)
+    if not host.forward_prefetch(name, parsed, Path(audio_path)):
+        start(parsed, Path(audio_path))
     return True
 
 
@@ -134,8 +140,16 @@ _loaded: dict[tuple[str, str, str], Generator] = {}
 
 
 def load_generator(name: str, options: OptionsLike = None) -> Generator:
-    """The generator called `name`, loaded once per process for each distinct set of options."""
+    """The generator called `name`: loaded in the model host when one answers (a HostedGenerator
+    forwards the calls), else here, once per process for each distinct set of options."""
+    from covermill.models import host  # here, not above: models/host.py imports this module
+
     parsed = generator_options(name, options)
+    hosted = host.hosted_generator(name, parsed)
+    return hosted if hosted is not None else _load_here(name, parsed)
+
+
+def _load_here(name: str, parsed: ModelOptions) -> Generator:
     key = (name, registry.registration(name).module, parsed.model_dump_json())
     if key not in _loaded:
         # two threads may both load a model first asked for at once (as with lru_cache); one is kept

@@ -40,10 +40,7 @@ from covermill.tasks.core.audio import SAMPLE_RATE, read_mono
 
 
 def essentia_standard() -> Any:
-    """essentia.standard, imported at the first chroma."""
-    import essentia
-
-    essentia.log.infoActive = False  # must precede essentia.standard, which logs an INFO line on import
+    """essentia.standard, imported at the first chroma (quietly: covermill.models turned its INFO log off)."""
     import essentia.standard
 
     return essentia.standard
