@@ -11,29 +11,82 @@ the flow run and its subflow left Running for good. `prefect worker start` does 
 SIGTERM or one Ctrl-C (it forwards SIGINT to itself, which is lost; a second signal SIGKILLs it).
 Here a signal only hands work to the event loop, which winds down on the runner's and the worker's
 own paths.
+
+Both run each flow run in a process of its own, so both first start a model host (models/host.py)
+that keeps the models loaded and warm across those processes, and stop it once they have stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 CANCEL_WAIT_SECONDS = 60  # Prefect's kill grace (30 s) plus the cancelling observer's polling
+EXTRA_LOGGERS = "PREFECT_LOGGING_EXTRA_LOGGERS"
 
 
-def serve_until_stopped(deployments: list[Any]) -> str | None:
-    """Serve `deployments` (RunnerDeployments) from this process until SIGTERM or SIGINT; the name
-    of the signal that stopped it (None: the runner ended on its own)."""
+@contextmanager
+def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print) -> Iterator[Any]:
+    """A model host for the runs this process starts while inside: started, named in os.environ
+    (Prefect's Runner and ProcessWorker pass it to every flow-run process), stopped on the way out.
+    Yields the RunningHost, or None when disabled or it did not start (each run then loads its own)."""
+    if not enabled:
+        yield None
+        return
+    from covermill.models import host
+    from covermill.tasks.core.leftovers import leftover_tag
+
+    # 0700 (mkdtemp): only this user reaches the socket. Named as covermill's temporaries are, so the
+    # next run removes it should this process be SIGKILLed (tasks/core/leftovers.py).
+    folder = Path(tempfile.mkdtemp(prefix=f"covermill-model-host-{leftover_tag()}-"))
+    try:
+        running = host.start(str(folder / "socket"))
+    except host.HostGone as exc:
+        printer(f"the model host did not start ({exc}); each run loads its models itself.")
+        running = None
+    if running is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        yield None
+        return
+    extra = os.environ.get(EXTRA_LOGGERS)
+    # the runs' line saying they load their models themselves (host gone) reaches their log in the UI
+    added = {**running.environment, EXTRA_LOGGERS: ",".join(filter(None, [extra, host.MODULE]))}
+    before = {name: os.environ.get(name) for name in added}
+    os.environ.update(added)
+    printer(f"model host started (pid {running.process.pid}): runs share its loaded models.")
+    try:
+        yield running
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        running.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve_until_stopped(deployments: list[Any], model_host: bool = True,
+                        printer: Callable[[str], None] = print) -> str | None:
+    """Serve `deployments` (RunnerDeployments) from this process until SIGTERM or SIGINT, their runs'
+    models in a model host unless `model_host` is False; the name of the signal that stopped it
+    (None: the runner ended on its own)."""
     from prefect.runner import Runner
 
     runner = Runner()
     for deployment in deployments:
         runner.add_deployment(deployment)
-    return asyncio.run(_serve(runner))
+    with hosting_models(model_host, printer):
+        return asyncio.run(_serve(runner))
 
 
 async def _serve(runner: Any) -> str | None:
@@ -60,13 +113,16 @@ async def _serve(runner: Any) -> str | None:
     return received[0] if received else None
 
 
-def work_until_stopped(pool: str, limit: int | None, name: str | None, printer: Callable[[str], None] = print) -> str | None:
-    """Run a Prefect process worker on `pool` until SIGTERM or SIGINT; the name of the signal that
-    stopped it (None: the worker ended on its own)."""
+def work_until_stopped(pool: str, limit: int | None, name: str | None, printer: Callable[[str], None] = print,
+                       model_host: bool = True) -> str | None:
+    """Run a Prefect process worker on `pool` until SIGTERM or SIGINT, its runs' models in a model
+    host unless `model_host` is False; the name of the signal that stopped it (None: the worker
+    ended on its own)."""
     from prefect.workers.process import ProcessWorker
 
     worker = ProcessWorker(work_pool_name=pool, limit=limit, name=name)
-    return asyncio.run(_work(worker, printer))
+    with hosting_models(model_host, printer):
+        return asyncio.run(_work(worker, printer))
 
 
 async def _work(worker: Any, printer: Callable[[str], None]) -> str | None:

@@ -26,6 +26,18 @@ def for_a_server(config: Optional[Path], no_server: str):
     return settings, str(config_file) if config_file else None, PREFECT_API_URL.value()
 
 
+# `covermill serve` and `covermill worker` run each flow run in a new process: a model host keeps
+# the models loaded and warm across them (models/host.py)
+ModelHost = Annotated[bool, typer.Option(
+    "--model-host/--no-model-host",
+    help="Load the models once, in a model host process that every run's process uses, so only the first song "
+         "pays loading and warm-up; --no-model-host: each run loads its own.")]
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
 def tell_stopped(signal_name: str | None) -> None:
     """The line a service prints when a signal stopped it. The exit code stays 0: a service that
     stopped when asked stopped cleanly (systemd needs no SuccessExitStatus=143)."""
@@ -42,7 +54,8 @@ def tell_stopped(signal_name: str | None) -> None:
         "playlist, on nightly.cron in nightly.timezone). Needs a running Prefect server: start "
         "one with `prefect server start` and set PREFECT_API_URL (the README has the steps). "
         "SIGTERM or Ctrl-C stops it: runs in flight are cancelled (they resume from their finished "
-        "stages when run again) and it exits 0.\n\n"
+        "stages when run again) and it exits 0. The runs' models load once, in a model host process "
+        "(--no-model-host: each run loads its own).\n\n"
         "Examples:\n\n"
         "  PREFECT_API_URL=http://127.0.0.1:4200/api covermill serve --out covers --config config.yaml\n\n"
         "  prefect deployment run 'covermill-song/cover-song' --param source=https://youtu.be/ID"
@@ -51,6 +64,7 @@ def tell_stopped(signal_name: str | None) -> None:
 def serve(
     out: WorkFolder = Path("out"),
     config: ConfigFile = None,
+    model_host: ModelHost = True,
 ) -> None:
     settings, config_file, api = for_a_server(config, "covermill serve needs a Prefect server that outlives it: start one with "
                                               "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api.")
@@ -59,7 +73,7 @@ def serve(
 
     print(f"serving covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
           f"{settings.nightly.timezone}) on {api}; Ctrl-C or SIGTERM stops.", flush=True)
-    tell_stopped(serve_until_stopped(deployments(settings, config_file, str(out))))
+    tell_stopped(serve_until_stopped(deployments(settings, config_file, str(out)), model_host, say))
 
 
 @app.command(
@@ -96,7 +110,8 @@ def deploy(
         "Ctrl-C: it takes the pool's runs one at a time (--limit), and when stopped it takes no new "
         "run, cancels the runs in flight (marked Cancelled in Prefect; the song resumes from its "
         "finished stages when run again) and exits 0. `prefect worker start --type process` does "
-        "the same work but does not stop on SIGTERM (prefect 3.8).\n\n"
+        "the same work but does not stop on SIGTERM (prefect 3.8). The runs' models load once, in a model "
+        "host process (--no-model-host: each run loads its own).\n\n"
         "Example:\n\n"
         "  PREFECT_API_URL=http://10.0.0.5:4200/api covermill worker --pool covermill"
     )
@@ -105,6 +120,7 @@ def worker(
     pool: Annotated[str, typer.Option("--pool", help="The process work pool's name.")] = "covermill",
     limit: Annotated[int, typer.Option("--limit", min=1, help="Runs at a time on this machine.")] = 1,
     name: Annotated[Optional[str], typer.Option("--name", help="The worker's name in the Prefect UI (default: a random one).")] = None,
+    model_host: ModelHost = True,
 ) -> None:
     from prefect.settings import PREFECT_API_URL
 
@@ -113,4 +129,4 @@ def worker(
     if not PREFECT_API_URL.value():
         say_error("covermill worker needs the Prefect server the deployments are on: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api).")
         raise typer.Exit(2)
-    tell_stopped(work_until_stopped(pool, limit, name, printer=lambda line: print(line, flush=True)))
+    tell_stopped(work_until_stopped(pool, limit, name, printer=say, model_host=model_host))

@@ -6,6 +6,7 @@ ledger had finished."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from covermill.models.host import ADDRESS, KEY, HostClient
 from covermill.tasks.core.host import process_alive
 from covermill.tasks.core.layout import ledger_path
 from covermill.tasks.core.ledger import Ledger
@@ -102,8 +104,29 @@ def song_in_flight(out: Path):
     return next((song for song in ledger.songs() if ledger.is_done(song.id, "generate")), None)
 
 
+def environment_of(pid: int) -> dict[str, str]:
+    pairs = (entry.split(b"=", 1) for entry in (Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")) if b"=" in entry)
+    return {name.decode(): value.decode(errors="replace") for name, value in pairs}
+
+
+def check_models_hosted(process: subprocess.Popen, run_id: str) -> Path:
+    """The run's process was sent to the service's model host, which loaded its transcriber; the host
+    is the service's child and carries the command's tag, so the orphan guard stops it after a SIGKILL.
+    Returns the host's private folder."""
+    run_environment = environment_of(processes_of_run(run_id)[0])
+    hosted = HostClient(run_environment[ADDRESS], run_environment[KEY]).call("ping")
+    assert "basic-pitch" in hosted["loaded"] and hosted["pid"] in descendants(process.pid)
+    # a run that finds its host gone says so in its log in the UI (Prefect's extra loggers)
+    assert "covermill.models.host" in run_environment["PREFECT_LOGGING_EXTRA_LOGGERS"].split(",")
+    assert environment_of(hosted["pid"])["COVERMILL_COMMAND"].endswith(f"~{process.pid}")
+    folder = Path(run_environment[ADDRESS]).parent
+    assert (folder.stat().st_mode & 0o777) == 0o700
+    return folder
+
+
 def stop_and_check(process: subprocess.Popen, log: Path, client, run_id: str) -> str:
     """SIGTERM `process` while `run_id` is in flight; checks what the stop leaves; its output."""
+    host_folder = check_models_hosted(process, run_id)
     below = descendants(process.pid)
     assert processes_of_run(run_id), "the run has a process to stop"
     process.send_signal(signal.SIGTERM)
@@ -111,10 +134,11 @@ def stop_and_check(process: subprocess.Popen, log: Path, client, run_id: str) ->
     output = log.read_text()
     assert "stopped on SIGTERM" in output and "Traceback" not in output, output[-3000:]
     assert processes_of_run(run_id) == [], "no process of the run outlives the service"
+    assert not host_folder.exists()
     deadline = time.monotonic() + 10  # reaped helpers (covermill's orphan guard) go within moments
     while any(process_alive(pid) for pid in below) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [pid for pid in below if process_alive(pid)], "nothing the service started is left"
+    assert not [pid for pid in below if process_alive(pid)], "nothing the service started is left"  # the model host included
     run = client.get(f"/flow_runs/{run_id}").json()
     subflows = client.post("/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}).json()
     assert [r["state_type"] for r in [run, *subflows]] == ["CANCELLED"] * (1 + len(subflows)), [run, *subflows]
@@ -166,3 +190,18 @@ def test_worker_stops_on_sigterm_and_cancels_its_run(setup, short_clips):
         stop_and_check(worker, log, client, run_id)
     finally:
         stop(worker)
+
+
+def test_the_runs_are_told_of_the_model_host_while_the_service_runs_and_it_stops_with_it():
+    from covermill.flows.services import hosting_models
+
+    said: list[str] = []
+    with hosting_models(True, said.append) as running:
+        assert (os.environ[ADDRESS], os.environ[KEY]) == (running.client.address, running.client.key)
+        assert HostClient(os.environ[ADDRESS], os.environ[KEY]).call("ping")["pid"] == running.process.pid
+        assert said == [f"model host started (pid {running.process.pid}): runs share its loaded models."]
+        assert running.client.key not in said[0]
+    assert running.process.returncode == 0 and not Path(running.client.address).parent.exists()
+    assert ADDRESS not in os.environ and KEY not in os.environ
+    with hosting_models(False, said.append) as none:  # --no-model-host
+        assert none is None and ADDRESS not in os.environ
