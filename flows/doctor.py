@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from covermill.flows.config import CovermillConfig
 from covermill.models import registry
+from covermill.models.audio import essentia_standard
 from covermill.models.generator import Readiness
 from covermill.tasks.cover.fluidsynth_library import import_fluidsynth
 from covermill.tasks.media.score.engrave import missing_tools
@@ -96,7 +97,7 @@ def check_fonts(config: CovermillConfig) -> Check:
 
 def check_essentia(config: CovermillConfig) -> Check:
     try:
-        import essentia.standard as es
+        es = essentia_standard()
 
         for name in ("HPCP", "ChromaCrossSimilarity", "CoverSongSimilarity"):
             getattr(es, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,3 +25,14 @@ def read_audio(path: Path, rate: int, mono: bool = False, quality: str = "HQ") -
     if mono:
         samples = samples.mean(axis=1)
     return resample(samples, file_rate, rate, quality)
+
+
+def essentia_standard() -> Any:
+    """essentia.standard, imported at first use and quietly: it takes 0.5 s and logs an INFO line on
+    stderr as it loads (MusicExtractorSVM), which every covermill command paid, or showed, before."""
+    import essentia
+
+    essentia.log.infoActive = False  # before essentia.standard's import, which logs
+    import essentia.standard
+
+    return essentia.standard

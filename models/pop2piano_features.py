@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from covermill.models import hub
-from covermill.models.audio import read_audio, resample
+from covermill.models.audio import essentia_standard, read_audio, resample
 from covermill.models.errors import ModelMissing, SongNotSupported
 
 BEAT_TRACKER_RATE = 44100  # RhythmExtractor2013 assumes it
@@ -47,10 +47,8 @@ class SongFeatures:
 def track_beats(samples) -> tuple[float, Any]:
     """(bpm, beat times) from a RhythmExtractor2013 built for this song alone: a reused one keeps
     state from the previous song and returns its tempo."""
-    import essentia.standard
-
     try:
-        bpm, beat_times, *_ = essentia.standard.RhythmExtractor2013(method="multifeature")(samples)
+        bpm, beat_times, *_ = essentia_standard().RhythmExtractor2013(method="multifeature")(samples)
     except Exception as exc:  # essentia raises bare RuntimeErrors with its own text
         raise SongNotSupported(f"essentia's beat tracker failed on this song ({exc})") from exc
     return float(bpm), beat_times

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from covermill.models.audio import essentia_standard
 from covermill.models.notes import Note
 from covermill.tasks.arrange.beat_tracking import audio_beats, fallback_beats, on_the_beat
 from covermill.tasks.arrange.chords import NO_CHORD, beat_chords, parse_chord, song_key
@@ -107,7 +108,7 @@ def load_analysis(path: Path) -> SongAnalysis | None:
 
 def load_audio(audio_path: Path) -> np.ndarray:
     """(m,) float32 mono samples at 44.1 kHz of any file essentia's loader (FFmpeg) reads."""
-    import essentia.standard as es
+    es = essentia_standard()
 
     try:
         return np.asarray(es.MonoLoader(filename=str(audio_path), sampleRate=RATE)(), dtype=np.float32)
@@ -153,7 +154,7 @@ def meter_of(frames: Frames, beats: np.ndarray) -> tuple[int, int]:
 def audio_onsets(samples: np.ndarray) -> np.ndarray:
     """(n,) onset times in seconds of mono 44.1 kHz samples (essentia's OnsetRate: HFC and complex-domain
     detection, 11.6 ms frames)."""
-    import essentia.standard as es
+    es = essentia_standard()
 
     if len(samples) < RATE:
         return np.zeros(0)

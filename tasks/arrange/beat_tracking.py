@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from covermill.models.audio import essentia_standard
 from covermill.models.notes import Note
 from covermill.tasks.arrange.beats import beat_times
 from covermill.tasks.arrange.spectra import Frames, harmonic_change, segment_chroma
@@ -36,7 +37,7 @@ def audio_beats(samples: np.ndarray) -> tuple[float, np.ndarray] | None:
     """(tempo in BPM, beat times (k,) in seconds) of mono 44.1 kHz `samples`, or None when the audio
     has no steady pulse the tracker trusts (module docstring). A new extractor each call: a reused
     one keeps the previous song's state."""
-    import essentia.standard as es
+    es = essentia_standard()
 
     if len(samples) < 44100:  # under a second: nothing to track (and the extractor may fail)
         return None

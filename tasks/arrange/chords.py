@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from covermill.models.audio import essentia_standard
 from covermill.tasks.arrange.spectra import RATE, Frames
 
 NO_CHORD = "N"
@@ -48,7 +49,7 @@ def pitch_classes(label: str) -> frozenset[int]:
 def beat_chords(frames: Frames, beats: np.ndarray, end: float) -> tuple[list[str], list[float]]:
     """(label, strength) for each beat (k,): the chord from that beat to the next (the last one to
     `end`, or one beat on)."""
-    import essentia.standard as es
+    es = essentia_standard()
 
     if len(beats) == 0:
         return [], []
@@ -76,7 +77,7 @@ def _silent_beats(frames: Frames, ticks: np.ndarray) -> np.ndarray:
 
 def song_key(frames: Frames) -> str:
     """"C major", "A minor", ...; "" when the audio has no chroma."""
-    import essentia.standard as es
+    es = essentia_standard()
 
     if len(frames.hpcp) == 0 or frames.hpcp.sum() <= 0:
         return ""

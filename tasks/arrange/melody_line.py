@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from covermill.models.audio import essentia_standard
+
 HOP = 512
 FRAME = 2048
 RATE = 44100
@@ -19,7 +21,7 @@ RATE = 44100
 def predominant_melody(samples: np.ndarray) -> np.ndarray:
     """(n,) the lead voice's MIDI pitch (fractional) in frame i at i * HOP / RATE seconds, NaN where
     nobody sings, from mono 44.1 kHz `samples` (m,)."""
-    import essentia.standard as es
+    es = essentia_standard()
 
     audio = np.asarray(samples, dtype=np.float32)
     if len(audio) < FRAME:

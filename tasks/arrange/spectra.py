@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from covermill.models.audio import essentia_standard
+
 RATE = 44100  # essentia's rhythm and melody algorithms assume it
 FRAME, HOP = 4096, 1024
 HPCP_SIZE = 36  # three bins a semitone; bin 0 is A (essentia's reference frequency, 440 Hz)
@@ -32,7 +34,7 @@ class Frames:
 
 def spectral_frames(samples: np.ndarray) -> Frames:
     """HPCP and bass flux of mono 44.1 kHz float32 `samples` (m,)."""
-    import essentia.standard as es  # here, not at import: essentia loads slowly and logs
+    es = essentia_standard()  # here, not at import: essentia loads slowly and logs
 
     window = es.Windowing(type="blackmanharris62")
     spectrum = es.Spectrum(size=FRAME)

@@ -32,18 +32,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from covermill.models.audio import essentia_standard
 from covermill.tasks.core.audio import SAMPLE_RATE, read_mono
 
 # essentia (0.5 s to import) and the numba modules (cross_recurrence, warping: 0.16 s) are imported at
 # their first use: every covermill command paid them before its first stage, and a finished song's
 # re-run never computes a chroma.
-
-
-def essentia_standard() -> Any:
-    """essentia.standard, imported at the first chroma (quietly: covermill.models turned its INFO log off)."""
-    import essentia.standard
-
-    return essentia.standard
 
 
 @dataclass(frozen=True)
