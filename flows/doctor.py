@@ -164,6 +164,16 @@ def check_torch(config: CovermillConfig) -> Check:
     return Check("torch", True, f"torch {torch.__version__}; {cuda}")
 
 
+def local_server_line() -> str:
+    """Which server a run uses when PREFECT_API_URL is unset: covermill's local one, or a temporary one."""
+    from covermill.flows.local_server import prefect_home, running
+
+    found = running(prefect_home())
+    if found is not None:
+        return f"the local server at {found.url} (covermill server start)"
+    return "none configured: each run starts a temporary local server (`covermill server start` keeps one running)"
+
+
 def check_prefect(config: CovermillConfig) -> Check:
     from prefect.settings import PREFECT_API_URL
 
@@ -175,7 +185,7 @@ def check_prefect(config: CovermillConfig) -> Check:
     if major_minor(pins["sqlalchemy"]) >= (2, 1):
         bad.append("SQLAlchemy 2.1 breaks prefect's scheduler")
     versions = ", ".join(f"{k} {v}" for k, v in pins.items())
-    server = PREFECT_API_URL.value() or "none configured: each run starts a temporary local server"
+    server = PREFECT_API_URL.value() or local_server_line()
     if bad:
         return Check("Prefect", False, f"{versions}: {'; '.join(bad)}", 'pip install "fastapi<0.151" "sqlalchemy[asyncio]<2.1"')
     return Check("Prefect", True, f"{versions}; server: {server}")

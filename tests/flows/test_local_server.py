@@ -106,6 +106,8 @@ def test_start_leaves_a_detached_server_that_status_reports(local_server):
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"runs at {record.url}" in status.stdout and f"pid:    {record.pid}, up " in status.stdout
     assert "health: answers" in status.stdout and f"UI:     http://127.0.0.1:{record.port}" in status.stdout
+    doctor = covermill(env, "doctor")
+    assert f"server: the local server at {record.url} (covermill server start)" in doctor.stdout, doctor.stdout
 
 
 @pytest.mark.server
