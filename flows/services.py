@@ -23,7 +23,8 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,13 @@ EXTRA_LOGGERS = "PREFECT_LOGGING_EXTRA_LOGGERS"
 
 
 @contextmanager
-def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print) -> Iterator[Any]:
+def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print,
+                   preload: Sequence[tuple[str, str]] = ()) -> Iterator[Any]:
     """A model host for the runs this process starts while inside: started, named in os.environ
-    (Prefect's Runner and ProcessWorker pass it to every flow-run process), stopped on the way out.
-    Yields the RunningHost, or None when disabled or it did not start (each run then loads its own)."""
+    (Prefect's Runner and ProcessWorker pass it to every flow-run process), stopped on the way out;
+    the generators in `preload` ((name, options as JSON)) loaded and warmed there at once, in the
+    background, so that not even the first run pays it. Yields the RunningHost, or None when disabled
+    or it did not start (each run then loads its own)."""
     if not enabled:
         yield None
         return
@@ -63,6 +67,9 @@ def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print)
     before = {name: os.environ.get(name) for name in added}
     os.environ.update(added)
     printer(f"model host started (pid {running.process.pid}): runs share its loaded models.")
+    if preload:
+        threading.Thread(target=load_ahead, args=(running.client, list(preload), printer), name="covermill-model-preload",
+                         daemon=True).start()
     try:
         yield running
     finally:
@@ -75,17 +82,27 @@ def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print)
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def load_ahead(client: Any, generators: list[tuple[str, str]], printer: Callable[[str], None]) -> None:
+    """Load (and warm) each generator in the host before any run asks; one line for one that fails (a
+    missing model: the runs that need it say so in their own log)."""
+    for name, options_json in generators:
+        try:
+            client.call("load", name, options_json)
+        except Exception as exc:  # noqa: BLE001 - the host's answer, or the host gone: the runs meet it again
+            printer(f"the model host could not load {name} ahead ({type(exc).__name__}: {exc}); runs load it when they need it.")
+
+
 def serve_until_stopped(deployments: list[Any], model_host: bool = True,
-                        printer: Callable[[str], None] = print) -> str | None:
+                        printer: Callable[[str], None] = print, preload: Sequence[tuple[str, str]] = ()) -> str | None:
     """Serve `deployments` (RunnerDeployments) from this process until SIGTERM or SIGINT, their runs'
-    models in a model host unless `model_host` is False; the name of the signal that stopped it
-    (None: the runner ended on its own)."""
+    models in a model host unless `model_host` is False (`preload`ed there at once); the name of the
+    signal that stopped it (None: the runner ended on its own)."""
     from prefect.runner import Runner
 
     runner = Runner()
     for deployment in deployments:
         runner.add_deployment(deployment)
-    with hosting_models(model_host, printer):
+    with hosting_models(model_host, printer, preload):
         return asyncio.run(_serve(runner))
 
 

@@ -73,7 +73,9 @@ def serve(
 
     print(f"serving covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
           f"{settings.nightly.timezone}) on {api}; Ctrl-C or SIGTERM stops.", flush=True)
-    tell_stopped(serve_until_stopped(deployments(settings, config_file, str(out)), model_host, say))
+    # the config's generators are loaded and warmed in the model host now, not by the first song
+    preload = [(name, settings.generate.options_for(name).model_dump_json()) for name in settings.generate.generators]
+    tell_stopped(serve_until_stopped(deployments(settings, config_file, str(out)), model_host, say, preload))
 
 
 @app.command(

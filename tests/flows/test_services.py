@@ -205,3 +205,19 @@ def test_the_runs_are_told_of_the_model_host_while_the_service_runs_and_it_stops
     assert ADDRESS not in os.environ and KEY not in os.environ
     with hosting_models(False, said.append) as none:  # --no-model-host
         assert none is None and ADDRESS not in os.environ
+
+
+def test_serve_loads_the_configured_generators_in_the_host_before_any_run():
+    from covermill.flows.services import hosting_models
+    from covermill.models.generator import generator_options
+
+    said: list[str] = []
+    preload = [("basic-pitch", generator_options("basic-pitch").model_dump_json()), ("pop2piano", '{"model": "/nonexistent/pop2piano"}')]
+    with hosting_models(True, said.append, preload) as running:
+        deadline = time.monotonic() + 120
+        while len(said) < 2 and time.monotonic() < deadline:  # the missing model's line comes after basic-pitch's load
+            time.sleep(0.2)
+        facts = running.client.call("ping")
+    assert facts["loaded"] == ["basic-pitch"] and facts["loads"] == 1, facts
+    assert said[1].startswith("the model host could not load pop2piano ahead (ModelMissing: "), said
+    assert "runs load it when they need it" in said[1]
