@@ -21,11 +21,15 @@ from covermill.flows.cli.common import app  # noqa: E402
 
 
 def main() -> None:
+    import sys
+
     from covermill.tasks.core.orphans import guard_this_command
 
     # Prefect's temporary server (~200 MB) and the ranking's process pool outlived a SIGKILLed
-    # command (bench/chaos.py); the guard stops whatever the command leaves (tasks/core/orphans.py)
-    guard_this_command()
+    # command (bench/chaos.py); the guard stops whatever the command leaves (tasks/core/orphans.py).
+    # A command that only explains itself starts nothing to guard.
+    if len(sys.argv) > 1 and not {"--help", "-h"} & set(sys.argv[1:]):
+        guard_this_command()
     app()
 
 

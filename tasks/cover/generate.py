@@ -207,8 +207,8 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     notes: list[Note] = []
     analysis: SongAnalysis | None = None
     if missing:
-        log.info(f"{generator}: transcribing {song.title or song.id!r}" if not folder.transcription(generator).exists()
-                 else f"{generator}: reading the saved transcription")
+        saved = Fingerprints.of(folder).fresh(folder.transcription(generator), transcription_fingerprint(song, generator, options))
+        log.info(f"{generator}: reading the saved transcription" if saved else f"{generator}: transcribing {song.title or song.id!r}")
         notes = transcribe_song(song, folder, generator, options, hold)
         if not notes:
             log.warning(f"{generator} found no notes in {song.source}; it gives no candidates")

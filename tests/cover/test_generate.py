@@ -174,3 +174,19 @@ def test_the_song_is_analysed_once_and_the_pianist_styles_sit_on_its_grid(song_a
     monkeypatch.setattr(gen, "analyse", refuse)
     next(c for c in made if c.style == "ballad").midi.unlink()
     assert make_candidates(song, folder, GenerateSettings(), ArrangeSettings()).candidates == made
+
+
+def test_the_log_says_transcribing_when_the_saved_transcription_is_stale(song_a, caplog):
+    song, folder = song_a
+    arrange = ArrangeSettings(styles={"sparse": [{"step": "fold"}, {"step": "thin", "max_voices": 4}]}, seeds=[0])
+    with caplog.at_level("INFO", logger="covermill.generate"):
+        make_candidates(song, folder, GenerateSettings(), arrange)
+        assert "basic-pitch: transcribing 'Clip'" in caplog.messages
+        caplog.clear()
+        folder.candidate_midi("basic-pitch-sparse").unlink()  # lost: remade from the saved transcription
+        make_candidates(song, folder, GenerateSettings(), arrange)
+        assert "basic-pitch: reading the saved transcription" in caplog.messages
+        caplog.clear()
+        other = GenerateSettings(options={"basic-pitch": {"onset_threshold": 0.6}})  # the saved one is another threshold's
+        make_candidates(song, folder, other, arrange)
+        assert "basic-pitch: transcribing 'Clip'" in caplog.messages, caplog.messages
