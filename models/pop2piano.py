@@ -33,9 +33,9 @@ from covermill.models.batching import describe_slices, even_slices, run_in_batch
 from covermill.models.device import Hold, resolve_device, resolve_dtype, usable_cores
 from covermill.models.errors import ModelMissing
 from covermill.models.generator import Readiness, Variant
-from covermill.models.notes import Note, sort_notes
+from covermill.models.notes import Note
 from covermill.models.options import Device, Dtype, ModelOptions
-from covermill.models.pop2piano_features import SongFeatures, song_features, take_prefetched
+from covermill.models.pop2piano_features import SongFeatures, load_processor, song_features, take_prefetched
 from covermill.models.pop2piano_features import prefetch as prefetch_features
 
 NAME = "pop2piano"
@@ -135,11 +135,11 @@ def find_model_files(model: str, revision: str | None = None) -> Path | None:
 def load_model(model: str, revision: str | None, device: str, dtype: str) -> tuple[Any, Any]:
     """(model, processor) from a hub id or a local folder, loaded once per process."""
     import torch
-    from transformers import Pop2PianoForConditionalGeneration, Pop2PianoProcessor
+    from transformers import Pop2PianoForConditionalGeneration
 
     offline = hub.hub_offline()
     try:
-        processor = Pop2PianoProcessor.from_pretrained(hub.source(model), revision=revision, local_files_only=offline)
+        processor = load_processor(model, revision)
         network = Pop2PianoForConditionalGeneration.from_pretrained(
             hub.source(model), revision=revision, local_files_only=offline, dtype=getattr(torch, dtype))
     except OSError as exc:
@@ -352,31 +352,11 @@ class Pop2PianoGenerator:
     def decode(self, song: SongFeatures, row_tokens: list[Any]) -> list[Note]:
         """One variant's rows (one per segment, in order) -> notes on the song's clock, as the
         tokenizer's batch_decode reads them (models/pop2piano_decode.py: the same notes, compiled)."""
-        import numpy as np
+        from covermill.models.pop2piano_decode import decode_rows, token_table
 
-        from covermill.models.pop2piano_decode import notes_in_seconds, read_rows, token_table
-
-        eos = int(self.model.generation_config.eos_token_id)
-        width = max(len(t) for t in row_tokens) + 1
-        # Padded with pad (0) and closed with EOS: the tokenizer cuts every row at its first EOS and
-        # needs at least one (a row that never ended is then read to its end).
-        ids = np.zeros((len(row_tokens), width), dtype=np.int64)
-        for i, tokens in enumerate(row_tokens):
-            ids[i, : len(tokens)] = tokens.numpy()
-        ids[:, -1] = eos
-        if "attention_mask" in song.features:  # several songs in one batch: the tokenizer's own reading
-            decoded = self.processor.batch_decode(token_ids=ids, feature_extractor_output=song.features, return_midi=False)
-            found = [(float(n.start), float(n.end), int(n.pitch), int(n.velocity)) for n in decoded["notes"]]
-        else:
-            if self._tokens is None:
-                self._tokens = token_table(self.processor.tokenizer)
-            starts, ends, pitches = notes_in_seconds(read_rows(ids, self._tokens),
-                                                     np.asarray(song.features["extrapolated_beatstep"][0]),
-                                                     np.asarray(song.features["beatsteps"][0]))
-            velocity = self._tokens.velocity
-            found = [(float(a), float(b), int(p), velocity) for a, b, p in zip(starts.tolist(), ends.tolist(), pitches.tolist())]
-        return sort_notes([Note(start, end, pitch, velocity) for start, end, pitch, velocity in found
-                           if end > start and 0 < velocity])
+        if self._tokens is None:
+            self._tokens = token_table(self.processor.tokenizer)
+        return decode_rows(row_tokens, int(self.model.generation_config.eos_token_id), song.features, self.processor, self._tokens)
 
 
 def prefetch(options: Pop2PianoOptions | Mapping[str, Any] | None, audio_path: Path) -> None:

@@ -10,6 +10,7 @@ then the note indices become seconds with the tokenizer's arithmetic: bit-identi
 (tests/models/test_pop2piano_decode.py compares them with the tokenizer's on random tokens).
 
 Shapes: `ids` (rows, width) int, one row per two-bar segment of one cover, in segment order.
+`decode_rows` is the whole reading of one cover, from the generator's rows of token ids.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+
+from covermill.models.notes import Note, sort_notes
 
 SPECIAL, TIME, VELOCITY, NOTE, UNKNOWN = 0, 1, 2, 3, 4
 KINDS = {"TOKEN_SPECIAL": SPECIAL, "TOKEN_TIME": TIME, "TOKEN_VELOCITY": VELOCITY, "TOKEN_NOTE": NOTE}
@@ -126,3 +129,24 @@ def notes_in_seconds(notes: np.ndarray, extrapolated_beatstep: np.ndarray, beats
     valid = ends > starts
     first = beatsteps[0]
     return starts[valid] + first, ends[valid] + first, notes[valid, 2]
+
+
+def decode_rows(row_tokens: list[Any], eos: int, features: Any, processor: Any, table: TokenTable) -> list[Note]:
+    """One cover's rows of token ids (one per segment, in order; (tokens,) tensors) -> its notes on the
+    song's clock, in onset order. `features` is the processor's output for the song: several songs in
+    one batch (attention masks) are left to the tokenizer's own batch_decode."""
+    width = max(len(t) for t in row_tokens) + 1
+    # Padded with pad (0) and closed with EOS: the tokenizer cuts every row at its first EOS and
+    # needs at least one (a row that never ended is then read to its end).
+    ids = np.zeros((len(row_tokens), width), dtype=np.int64)
+    for i, tokens in enumerate(row_tokens):
+        ids[i, : len(tokens)] = tokens.numpy()
+    ids[:, -1] = eos
+    if "attention_mask" in features:
+        decoded = processor.batch_decode(token_ids=ids, feature_extractor_output=features, return_midi=False)
+        found = [(float(n.start), float(n.end), int(n.pitch), int(n.velocity)) for n in decoded["notes"]]
+    else:
+        starts, ends, pitches = notes_in_seconds(read_rows(ids, table), np.asarray(features["extrapolated_beatstep"][0]),
+                                                 np.asarray(features["beatsteps"][0]))
+        found = [(a, b, p, table.velocity) for a, b, p in zip(starts.tolist(), ends.tolist(), pitches.tolist())]
+    return sort_notes([Note(start, end, pitch, velocity) for start, end, pitch, velocity in found if end > start and 0 < velocity])

@@ -21,7 +21,7 @@ from typing import Any
 
 from covermill.models import hub
 from covermill.models.audio import essentia_standard, read_audio, resample
-from covermill.models.errors import ModelMissing, SongNotSupported
+from covermill.models.errors import SongNotSupported
 
 BEAT_TRACKER_RATE = 44100  # RhythmExtractor2013 assumes it
 MIN_BEATS = 4
@@ -81,13 +81,12 @@ def song_features(audio_path: Path, processor: Any, steps_per_beat: int, max_sec
 
 @lru_cache(maxsize=None)
 def load_processor(model: str, revision: str | None) -> Any:
-    """The model's processor (feature extractor and tokenizer) alone: what the prefetch worker needs."""
+    """The model's processor (feature extractor and tokenizer), once per process: the generator's
+    (models/pop2piano.py turns a missing one into its sentence) and the prefetch worker's. OSError
+    when its files are not there."""
     from transformers import Pop2PianoProcessor
 
-    try:
-        return Pop2PianoProcessor.from_pretrained(hub.source(model), revision=revision, local_files_only=hub.hub_offline())
-    except OSError as exc:
-        raise ModelMissing(f"{model}: no Pop2Piano processor files there") from exc
+    return Pop2PianoProcessor.from_pretrained(hub.source(model), revision=revision, local_files_only=hub.hub_offline())
 
 
 def _features_in_worker(audio_path: str, model: str, revision: str | None, steps_per_beat: int, max_seconds: float) -> SongFeatures:
@@ -131,7 +130,8 @@ def prefetch(audio_path: Path, model: str, revision: str | None, steps_per_beat:
 def take_prefetched(audio_path: Path, model: str, revision: str | None, steps_per_beat: int,
                     max_seconds: float) -> SongFeatures | None:
     """The song's prefetched features (waiting for them when they are still being made), or None when
-    none were asked for or the worker died; a song the worker found unsupported raises here."""
+    none were asked for, the worker died or could not read the processor (the generator has its own);
+    a song the worker found unsupported raises here."""
     pending = _pending.pop(features_key(audio_path, model, revision, steps_per_beat, max_seconds), None)
     if pending is None:
         return None
@@ -139,4 +139,6 @@ def take_prefetched(audio_path: Path, model: str, revision: str | None, steps_pe
         return pending.result()
     except BrokenProcessPool:
         _pool.clear()
+        return None
+    except OSError:
         return None

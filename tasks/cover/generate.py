@@ -156,7 +156,10 @@ def transcribe_song(song: Song, folder: SongFolder, generator: str, options: Mod
     path = folder.transcription(generator)
     fingerprints = Fingerprints.of(folder)
     made_with = transcription_fingerprint(song, generator, options or generator_options(generator))
-    if not fingerprints.fresh(path, made_with):
+    fresh = fingerprints.fresh(path, made_with)
+    stage_logger("generate").info(f"{generator}: reading the saved transcription" if fresh
+                                  else f"{generator}: transcribing {song.title or song.id!r}")
+    if not fresh:
         with fingerprints.making(path, made_with):
             model = _load(generator, options)
             with (_held(model, hold) or nullcontext)():
@@ -207,8 +210,6 @@ def arranged_candidates(song: Song, folder: SongFolder, generator: str, options:
     notes: list[Note] = []
     analysis: SongAnalysis | None = None
     if missing:
-        saved = Fingerprints.of(folder).fresh(folder.transcription(generator), transcription_fingerprint(song, generator, options))
-        log.info(f"{generator}: reading the saved transcription" if saved else f"{generator}: transcribing {song.title or song.id!r}")
         notes = transcribe_song(song, folder, generator, options, hold)
         if not notes:
             log.warning(f"{generator} found no notes in {song.source}; it gives no candidates")
@@ -242,12 +243,11 @@ def cover_fingerprints(song: Song, generator: str, options: ModelOptions, varian
             for variant in variants}
 
 
-def missing_covers(song: Song, folder: SongFolder, generator: str, options: ModelOptions, variants: list[Variant]) -> list[Variant]:
-    """The variants whose cover is not in the folder under the fingerprint of these options."""
+def missing_covers(folder: SongFolder, generator: str, variants: list[Variant], made_with: dict[str, str]) -> list[Variant]:
+    """The variants whose cover is not in the folder under its fingerprint in `made_with` (cover_fingerprints)."""
     fingerprints = Fingerprints.of(folder)
-    made_with = cover_fingerprints(song, generator, options, variants)
-    return [v for v in variants if not fingerprints.fresh(folder.candidate_midi(cover_candidate_id(generator, v)),
-                                                          made_with[cover_candidate_id(generator, v)])]
+    ids = [cover_candidate_id(generator, v) for v in variants]
+    return [v for v, cid in zip(variants, ids) if not fingerprints.fresh(folder.candidate_midi(cid), made_with[cid])]
 
 
 def prefetch_covers(song: Song, folder: SongFolder, generate: GenerateSettings) -> list[str]:
@@ -258,7 +258,8 @@ def prefetch_covers(song: Song, folder: SongFolder, generate: GenerateSettings) 
     for generator in generate.generators:
         options = generate.options_for(generator)
         variants = cover_variants(generator, options)
-        if variants and missing_covers(song, folder, generator, options, variants) and prefetch(generator, options, Path(song.audio)):
+        if (variants and missing_covers(folder, generator, variants, cover_fingerprints(song, generator, options, variants))
+                and prefetch(generator, options, Path(song.audio))):
             asked.append(generator)
     return asked
 
@@ -270,7 +271,7 @@ def model_covers(song: Song, folder: SongFolder, generator: str, options: ModelO
     fingerprints = Fingerprints.of(folder)
     planned = [(variant, cover_candidate_id(generator, variant)) for variant in variants]
     made_with = cover_fingerprints(song, generator, options, variants)
-    missing = missing_covers(song, folder, generator, options, variants)
+    missing = missing_covers(folder, generator, variants, made_with)
     if missing:
         log.info(f"{generator}: writing {len(missing)} of {len(planned)} covers of {song.title or song.id!r}")
         for variant in missing:  # an older config's cover is not kept under this config's name
