@@ -165,12 +165,13 @@ def check_torch(config: CovermillConfig) -> Check:
 
 
 def local_server_line() -> str:
-    """Which server a run uses when PREFECT_API_URL is unset: covermill's local one, or a temporary one."""
-    from covermill.flows.local_server import prefect_home, running
+    """Which server a run uses when PREFECT_API_URL is unset (the runs' own choice, flows/local_server.py):
+    covermill's local one when it answers, or a temporary one."""
+    from covermill.flows.local_server import choose, prefect_home
 
-    found = running(prefect_home())
-    if found is not None:
-        return f"the local server at {found.url} (covermill server start)"
+    url, _ = choose(None, prefect_home())
+    if url is not None:
+        return f"the local server at {url} (covermill server start)"
     return "none configured: each run starts a temporary local server (`covermill server start` keeps one running)"
 
 
