@@ -12,6 +12,9 @@ an upper bound for the real model, which stops sooner.
 
 `--songs N` makes the covers of the song N times in one process, as a nightly run or a worker
 does for its songs: the first pays loading the model and its warm-up, the next ones do not.
+Each song's beats and features are prefetched in the worker process as the pipeline does them
+(the first song's while the model loads, each next song's while the one before it generates);
+`--no-prefetch` computes them in place, to see what the overlap saves.
 Prints the figures of the first song and of the next ones (their mean) side by side; `--json
 FILE` also writes them, each song's apart under "songs".
 """
@@ -62,7 +65,7 @@ def peak_rss_mb() -> float:
 
 
 # A song's figures, apart for each song of the process (the rest are the same for every song)
-PER_SONG = ("load_s", "warmup_s", "features_s", "generate_s", "decode_s", "total_s", "s_per_candidate",
+PER_SONG = ("load_s", "warmup_s", "features_s", "features_prefetched", "generate_s", "decode_s", "total_s", "s_per_candidate",
             "s_per_song_minute", "s_per_candidate_minute", "calls", "batch_size", "free_gb", "row_mb", "peak_gpu_mb")
 
 
@@ -70,7 +73,14 @@ def mean_figures(songs: list[dict]) -> dict | None:
     """The next songs' figures: their mean (None with one song)."""
     if not songs:
         return None
-    return {key: None if songs[0][key] is None else round(sum(s[key] for s in songs) / len(songs), 4) for key in songs[0]}
+
+    def mean(key: str) -> object:
+        values = [song[key] for song in songs]
+        if values[0] is None or isinstance(values[0], bool):  # a yes or no holds when it holds for every song
+            return None if values[0] is None else all(values)
+        return round(sum(values) / len(values), 4)
+
+    return {key: mean(key) for key in songs[0]}
 
 
 def main() -> None:
@@ -87,6 +97,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--songs", type=int, default=1, help="covers of the song made this many times in one process")
     parser.add_argument("--no-warm-up", action="store_true", help="load the model without its warm-up (to see what it saves)")
+    parser.add_argument("--no-prefetch", action="store_true",
+                        help="compute each song's beats and features in place, not in the worker ahead of it")
     parser.add_argument("--baseline", action="store_true",
                         help="also time transformers' own Pop2Piano generate (one arranger per call, greedy) on the song")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -102,12 +114,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         audio = cut(args.song, args.seconds, scratch)
+        # one file per song: prefetched features belong to a file, as each song of a nightly has its own
+        songs_audio = [audio] + [Path(shutil.copy(audio, scratch / f"song{n}.wav")) for n in range(2, args.songs + 1)]
+        prefetch = not args.no_prefetch
         model = args.model or str(save_random_pop2piano(scratch / "model", args.size))
         options = pop2piano.Options(model=model, arrangers=args.arrangers, seeds=[int(s) for s in args.seeds.split(",")],
                                     batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, device=args.device,
                                     dtype=args.dtype)
         cuda = resolve_device(args.device).startswith("cuda")
         songs, first_covers, same_notes = [], None, True
+        if prefetch:  # the generate stage asks for them before its models load
+            pop2piano.prefetch(options, songs_audio[0])
         for number in range(1, args.songs + 1):
             print(f"song {number} of {args.songs}", file=sys.stderr, flush=True)
             if cuda:
@@ -116,7 +133,9 @@ def main() -> None:
             started = time.perf_counter()
             generator = pop2piano.Pop2PianoGenerator(options, warm_up=not args.no_warm_up)
             load_s = time.perf_counter() - started
-            covers = generator.cover(audio, progress=lambda message: print(message, file=sys.stderr, flush=True))
+            if prefetch and number < args.songs:  # the nightly asks for the next song's as this one starts
+                pop2piano.prefetch(options, songs_audio[number])
+            covers = generator.cover(songs_audio[number - 1], progress=lambda message: print(message, file=sys.stderr, flush=True))
             total_s = time.perf_counter() - started
             first_covers = first_covers or covers
             same_notes = same_notes and covers == first_covers  # seeded per row: every song the same notes
@@ -126,6 +145,7 @@ def main() -> None:
                 "load_s": round(load_s, 4),
                 "warmup_s": round(generator.warmup_s, 4),
                 "features_s": round(run["features_s"], 4),
+                "features_prefetched": run["features_prefetched"],
                 "generate_s": round(run["generate_s"], 4),
                 "decode_s": round(run["decode_s"], 4),
                 "total_s": round(total_s, 4),
@@ -159,6 +179,7 @@ def main() -> None:
         "sequences": run["sequences"],
         "max_new_tokens": args.max_new_tokens,
         "warm_up": not args.no_warm_up,
+        "prefetch": prefetch,
         "songs_run": len(songs),
         "same_notes_every_song": same_notes,
         "baseline_generate_one_arranger_s": None if baseline_s is None else round(baseline_s, 2),

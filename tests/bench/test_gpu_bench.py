@@ -43,6 +43,8 @@ def test_gpu_bench_runs_both_benches_and_writes_one_json(tmp_path):
     for song in (first, following):
         assert all(song[key] > 0 for key in ("features_s", "generate_s", "decode_s", "total_s", "calls"))
     assert first["warmup_s"] > 0 and following["warmup_s"] == 0  # only the first song of the process warms up
+    # as in the pipeline, each song's features were made in the worker ahead of its generate
+    assert pop2piano["prefetch"] is True and first["features_prefetched"] is True and following["features_prefetched"] is True
 
     painter = figures["stable_diffusion"]
     assert painter["images"] == 1 and painter["steps"] == 2 and painter["size"] == "64x64"
