@@ -23,8 +23,10 @@ os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
 os.environ.setdefault("PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY", "false")
 os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-if "PREFECT_HOME" not in os.environ:  # a home of the run's own, removed when the run ends
-    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="covermill-prefect-")
+# A home of the run's own, removed when the run ends; under pytest-xdist one per worker (a worker
+# inherits the home its controller made: two workers' local-server records must not meet).
+if "PREFECT_HOME" not in os.environ or os.environ["PREFECT_HOME"] == os.environ.get("COVERMILL_TEST_PREFECT_HOME"):
+    os.environ["PREFECT_HOME"] = os.environ["COVERMILL_TEST_PREFECT_HOME"] = tempfile.mkdtemp(prefix="covermill-prefect-")
     atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.pop("PREFECT_API_URL", None)
 
