@@ -13,7 +13,8 @@ Here a signal only hands work to the event loop, which winds down on the runner'
 own paths.
 
 Both run each flow run in a process of its own, so both first start a model host (models/host.py)
-that keeps the models loaded and warm across those processes, and stop it once they have stopped.
+that keeps the models loaded and warm across those processes, restart it should it exit under them
+(killed for memory, crashed), and stop it once they have stopped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,10 @@ from uuid import UUID
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 CANCEL_WAIT_SECONDS = 60  # Prefect's kill grace (30 s) plus the cancelling observer's polling
+HOST_CHECK_S = 2.0  # how often the service looks whether its model host still runs
+# A host that exits this often is not worth restarting (a model that crashes it on every load):
+# the runs load their models themselves, as they do with no host, until the service restarts.
+HOST_RESTARTS = (3, 600.0)  # at most 3 restarts within 600 s
 EXTRA_LOGGERS = "PREFECT_LOGGING_EXTRA_LOGGERS"
 
 
@@ -70,9 +76,15 @@ def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print,
     if preload:
         threading.Thread(target=load_ahead, args=(running.client, list(preload), printer), name="covermill-model-preload",
                          daemon=True).start()
+    stopping = threading.Event()
+    watcher = threading.Thread(target=keep_host_running, args=(running, stopping, printer, list(preload), HOST_CHECK_S, HOST_RESTARTS),
+                               name="covermill-model-host-watch", daemon=True)
+    watcher.start()
     try:
         yield running
     finally:
+        stopping.set()
+        watcher.join()  # not restarting it while it is stopped
         for name, value in before.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -80,6 +92,34 @@ def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print,
                 os.environ[name] = value
         running.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def keep_host_running(running: Any, stopping: threading.Event, printer: Callable[[str], None],
+                      preload: list[tuple[str, str]], check_s: float, restarts: tuple[int, float]) -> None:
+    """Until `stopping`: a host that exited is started again at the same socket (the runs' environment
+    still names it; a run that lost the old one mid-call finished its song itself), and the `preload`
+    loaded there again. Gives up, in one line, after `restarts` (count, within seconds)."""
+    from covermill.models import host
+
+    most, window_s = restarts
+    recent: list[float] = []
+    while not stopping.wait(check_s):
+        if running.process.poll() is None:
+            continue
+        code = running.process.returncode
+        now = time.monotonic()
+        recent = [at for at in recent if now - at < window_s] + [now]
+        if len(recent) > most:
+            printer(f"the model host exited again (exit code {code}), {most + 1} times in {window_s / 60:.0f} minutes; "
+                    "not restarting it: each run loads its models itself until this service restarts.")
+            return
+        try:
+            running.restart()
+        except host.HostGone as exc:
+            printer(f"the model host exited (exit code {code}) and did not start again ({exc}); each run loads its models itself.")
+            return
+        printer(f"the model host exited (exit code {code}); restarted it (pid {running.process.pid}).")
+        load_ahead(running.client, preload, printer)
 
 
 def load_ahead(client: Any, generators: list[tuple[str, str]], printer: Callable[[str], None]) -> None:

@@ -301,26 +301,37 @@ class RunningHost:
             self.process.kill()
             self.process.wait()
 
+    def restart(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """A new host at the same socket with the same key, after this one exited (killed for memory,
+        crashed): the runs' environment names it as it named the old one. HostGone when it does not start."""
+        self.stop()
+        Path(self.client.address).unlink(missing_ok=True)  # a killed host leaves its socket file: no new Listener there
+        self.process = _launch(self.client, timeout_s)
+
+
+def _launch(client: HostClient, timeout_s: float) -> subprocess.Popen:
+    """A host process listening at the client's address with its key, once it answers; HostGone when not."""
+    environment = {**os.environ, KEY: client.key}
+    environment.pop(ADDRESS, None)
+    process = subprocess.Popen([sys.executable, "-m", MODULE, client.address], env=environment, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.call("ping")
+            return process
+        except HostGone as exc:
+            if process.poll() is not None or time.monotonic() > deadline:
+                RunningHost(process, client).stop()
+                raise HostGone(f"the model host did not start (exit code {process.returncode})") from exc
+            time.sleep(0.05)
+
 
 def start(address: str, timeout_s: float = START_TIMEOUT_S) -> RunningHost:
     """Start a host listening at `address` (a path in a private folder) with a fresh key, and return
     once it answers. It inherits this process's environment, so covermill's orphan guard
     (tasks/core/orphans.py) stops it should this process be killed; HostGone when it does not start."""
     client = HostClient(address, secrets.token_hex(32))
-    environment = {**os.environ, KEY: client.key}
-    environment.pop(ADDRESS, None)
-    process = subprocess.Popen([sys.executable, "-m", MODULE, address], env=environment, stdin=subprocess.DEVNULL)
-    running = RunningHost(process, client)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client.call("ping")
-            return running
-        except HostGone as exc:
-            if process.poll() is not None or time.monotonic() > deadline:
-                running.stop()
-                raise HostGone(f"the model host did not start (exit code {process.returncode})") from exc
-            time.sleep(0.05)
+    return RunningHost(_launch(client, timeout_s), client)
 
 
 def main() -> None:

@@ -207,6 +207,40 @@ def test_the_runs_are_told_of_the_model_host_while_the_service_runs_and_it_stops
         assert none is None and ADDRESS not in os.environ
 
 
+def test_a_host_that_exits_is_restarted_where_the_runs_look_and_given_up_when_it_keeps_exiting(monkeypatch):
+    from covermill.flows import services
+
+    monkeypatch.setattr(services, "HOST_CHECK_S", 0.1)
+    monkeypatch.setattr(services, "HOST_RESTARTS", (1, 600.0))  # one restart, then the runs load their own
+
+    def waited_for(text: str, times: int = 1) -> str:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = [line for line in said if text in line]
+            if len(found) >= times:
+                return found[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"not {times} lines with {text!r} in {said}")
+
+    said: list[str] = []
+    preload = [("pop2piano", '{"model": "/nonexistent/pop2piano"}')]  # asked again of the new host
+    with services.hosting_models(True, said.append, preload) as running:
+        waited_for("could not load pop2piano ahead")
+        first = running.process.pid
+        os.kill(first, signal.SIGKILL)  # as the kernel's OOM killer would
+        assert waited_for("restarted it") == f"the model host exited (exit code -9); restarted it (pid {running.process.pid})."
+        # the same socket and key the runs' environment names: a new run finds the new host
+        assert HostClient(os.environ[ADDRESS], os.environ[KEY]).call("ping")["pid"] == running.process.pid != first
+        waited_for("could not load pop2piano ahead", times=2)
+
+        os.kill(running.process.pid, signal.SIGKILL)
+        gave_up = waited_for("not restarting it")
+        assert "2 times in 10 minutes" in gave_up and "each run loads its models itself" in gave_up
+        time.sleep(0.5)
+        assert running.process.poll() is not None  # left down
+    assert not Path(running.client.address).parent.exists()
+
+
 def test_serve_loads_the_configured_generators_in_the_host_before_any_run():
     from covermill.flows.services import hosting_models
     from covermill.models.generator import generator_options
