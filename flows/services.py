@@ -171,14 +171,14 @@ async def _serve(runner: Any) -> str | None:
 
 
 def work_until_stopped(pool: str, limit: int | None, name: str | None, printer: Callable[[str], None] = print,
-                       model_host: bool = True) -> str | None:
+                       model_host: bool = True, preload: Sequence[tuple[str, str]] = ()) -> str | None:
     """Run a Prefect process worker on `pool` until SIGTERM or SIGINT, its runs' models in a model
-    host unless `model_host` is False; the name of the signal that stopped it (None: the worker
-    ended on its own)."""
+    host unless `model_host` is False (`preload`ed there at once); the name of the signal that
+    stopped it (None: the worker ended on its own)."""
     from prefect.workers.process import ProcessWorker
 
     worker = ProcessWorker(work_pool_name=pool, limit=limit, name=name)
-    with hosting_models(model_host, printer):
+    with hosting_models(model_host, printer, preload):
         return asyncio.run(_work(worker, printer))
 
 

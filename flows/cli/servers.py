@@ -38,6 +38,12 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def generators_to_preload(settings) -> list[tuple[str, str]]:
+    """(name, options as JSON) of the config's generators: loaded and warmed in the model host as the
+    service starts, not by the first song."""
+    return [(name, settings.generate.options_for(name).model_dump_json()) for name in settings.generate.generators]
+
+
 def tell_stopped(signal_name: str | None) -> None:
     """The line a service prints when a signal stopped it. The exit code stays 0: a service that
     stopped when asked stopped cleanly (systemd needs no SuccessExitStatus=143)."""
@@ -73,9 +79,7 @@ def serve(
 
     print(f"serving covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
           f"{settings.nightly.timezone}) on {api}; Ctrl-C or SIGTERM stops.", flush=True)
-    # the config's generators are loaded and warmed in the model host now, not by the first song
-    preload = [(name, settings.generate.options_for(name).model_dump_json()) for name in settings.generate.generators]
-    tell_stopped(serve_until_stopped(deployments(settings, config_file, str(out)), model_host, say, preload))
+    tell_stopped(serve_until_stopped(deployments(settings, config_file, str(out)), model_host, say, generators_to_preload(settings)))
 
 
 @app.command(
@@ -113,9 +117,10 @@ def deploy(
         "run, cancels the runs in flight (marked Cancelled in Prefect; the song resumes from its "
         "finished stages when run again) and exits 0. `prefect worker start --type process` does "
         "the same work but does not stop on SIGTERM (prefect 3.8). The runs' models load once, in a model "
-        "host process (--no-model-host: each run loads its own).\n\n"
+        "host process (--no-model-host: each run loads its own); with --config, the config `covermill "
+        "deploy` was given, its generators are loaded there as the worker starts, before any run.\n\n"
         "Example:\n\n"
-        "  PREFECT_API_URL=http://10.0.0.5:4200/api covermill worker --pool covermill"
+        "  PREFECT_API_URL=http://10.0.0.5:4200/api covermill worker --pool covermill --config /shared/config.yaml"
     )
 )
 def worker(
@@ -123,6 +128,9 @@ def worker(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Runs at a time on this machine.")] = 1,
     name: Annotated[Optional[str], typer.Option("--name", help="The worker's name in the Prefect UI (default: a random one).")] = None,
     model_host: ModelHost = True,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="The config the pool's deployments use: its generators are loaded and warmed in the model "
+                               "host as the worker starts (without it, each loads when a run first needs it).")] = None,
 ) -> None:
     from prefect.settings import PREFECT_API_URL
 
@@ -131,4 +139,6 @@ def worker(
     if not PREFECT_API_URL.value():
         say_error("covermill worker needs the Prefect server the deployments are on: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api).")
         raise typer.Exit(2)
-    tell_stopped(work_until_stopped(pool, limit, name, printer=say, model_host=model_host))
+    # a worker does not read ./config.yaml on its own: its runs take the config their deployment names
+    preload = generators_to_preload(load_settings(config)) if config is not None else []
+    tell_stopped(work_until_stopped(pool, limit, name, printer=say, model_host=model_host, preload=preload))

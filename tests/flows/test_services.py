@@ -109,6 +109,19 @@ def environment_of(pid: int) -> dict[str, str]:
     return {name.decode(): value.decode(errors="replace") for name, value in pairs}
 
 
+def host_below(pid: int) -> HostClient | None:
+    """The model host a service started, as its runs reach it: its socket is its argument, its key in
+    its environment."""
+    for child in descendants(pid):
+        try:
+            command = [part.decode() for part in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0") if part]
+            if "covermill.models.host" in command:  # python -m covermill.models.host SOCKET
+                return HostClient(command[-1], environment_of(child)[KEY])
+        except OSError:
+            continue
+    return None
+
+
 def check_models_hosted(process: subprocess.Popen, run_id: str) -> Path:
     """The run's process was sent to the service's model host, which loaded its transcriber; the host
     is the service's child and carries the command's tag, so the orphan guard stops it after a SIGKILL.
@@ -182,9 +195,13 @@ def test_worker_stops_on_sigterm_and_cancels_its_run(setup, short_clips):
                               env=env, capture_output=True, text=True, cwd=root)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     with open(log, "w") as sink:
-        worker = subprocess.Popen([COVERMILL, "worker", "--pool", POOL], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
+        worker = subprocess.Popen([COVERMILL, "worker", "--pool", POOL, "--config", str(config)], env=env, stdout=sink,
+                                  stderr=subprocess.STDOUT, cwd=root)
     try:
         until(lambda: "started" in log.read_text(), 90, "the worker", worker, log)
+        # given the deployments' config, the worker's host loads its transcriber before any run asks
+        host = until(lambda: host_below(worker.pid), 30, "the worker's model host", worker, log)
+        until(lambda: "basic-pitch" in host.call("ping")["loaded"], 120, "basic-pitch loaded ahead", worker, log)
         run_id = start_song(client, out, short_clips["song_b"])
         until(lambda: song_in_flight(out), 300, "the song's generate stage", worker, log)
         stop_and_check(worker, log, client, run_id)
