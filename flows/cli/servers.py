@@ -107,7 +107,7 @@ def deploy(
         deploy_to_pool(settings, config_file, str(out), pool)
     print(f"deployed covermill-song/cover-song and covermill-nightly/nightly ({settings.nightly.cron}, "
           f"{settings.nightly.timezone}) on work pool {pool!r}.\n"
-          f"start a worker on each machine: covermill worker --pool {pool}")
+          f"start a worker on each machine: covermill worker --pool {pool}" + (f" --config {config_file}" if config_file else ""))
 
 
 @app.command(

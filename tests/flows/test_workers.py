@@ -46,6 +46,7 @@ def fanned_out(prefect_api, tmp_path_factory):
     deployed = subprocess.run([COVERMILL, "deploy", "--pool", POOL, "--out", str(out), "--config", str(config)],
                               env=env, capture_output=True, text=True, cwd=root)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert f"start a worker on each machine: covermill worker --pool {POOL} --config {config}" in deployed.stdout
     logs = [root / f"worker-{n}.log" for n in (1, 2)]
     workers = []
     for number, log in enumerate(logs, 1):
