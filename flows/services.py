@@ -107,6 +107,9 @@ def keep_host_running(running: Any, stopping: threading.Event, printer: Callable
         if running.process.poll() is None:
             continue
         code = running.process.returncode
+        if code == 0:  # it exits 0 only on SIGTERM: asked to stop (systemd signals the whole group), not crashed
+            printer("the model host was stopped (SIGTERM); not restarting it: each run loads its models itself.")
+            return
         now = time.monotonic()
         recent = [at for at in recent if now - at < window_s] + [now]
         if len(recent) > most:

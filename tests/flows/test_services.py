@@ -258,6 +258,21 @@ def test_a_host_that_exits_is_restarted_where_the_runs_look_and_given_up_when_it
     assert not Path(running.client.address).parent.exists()
 
 
+def test_a_host_asked_to_stop_is_not_restarted(monkeypatch):
+    from covermill.flows import services
+
+    monkeypatch.setattr(services, "HOST_CHECK_S", 0.1)
+    said: list[str] = []
+    with services.hosting_models(True, said.append) as running:
+        running.process.send_signal(signal.SIGTERM)  # as systemd's stop signals the service's whole group
+        deadline = time.monotonic() + 30
+        while len(said) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert said[1:] == ["the model host was stopped (SIGTERM); not restarting it: each run loads its models itself."]
+        assert running.process.returncode == 0
+
+
 def test_serve_loads_the_configured_generators_in_the_host_before_any_run():
     from covermill.flows.services import hosting_models
     from covermill.models.generator import generator_options
