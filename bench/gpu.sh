@@ -145,10 +145,14 @@ print(f"\n{out}: {figures['machine']['gpu'] or 'no GPU'}, torch {torch.__version
 p2p = figures.get("pop2piano")
 if p2p:
     first, following = p2p["first"], p2p["next"]
+
+    def features(song):
+        return f"features {song['features_s']} s" + (" waited for, prefetched" if song["features_prefetched"] else "")
+
     print(f"pop2piano, {p2p['covers']} covers of {p2p['song_seconds']:.0f} s ({p2p['sequences']} sequences):")
     print(f"  first song {first['total_s']} s (load and warm-up {first['load_s']} s, of which warm-up {first['warmup_s']} s; "
-          f"features {first['features_s']} s{' waited for, prefetched' if first['features_prefetched'] else ''}, generate {first['generate_s']} s in {first['calls']} calls, decode {first['decode_s']} s)")
-    print(f"  next song  {following['total_s']} s (features {following['features_s']} s{' waited for, prefetched' if following['features_prefetched'] else ''}, generate {following['generate_s']} s, "
+          f"{features(first)}, generate {first['generate_s']} s in {first['calls']} calls, decode {first['decode_s']} s)")
+    print(f"  next song  {following['total_s']} s ({features(following)}, generate {following['generate_s']} s, "
           f"decode {following['decode_s']} s); peak GPU {following['peak_gpu_mb']} MB")
 cold = figures.get("pop2piano_cold")
 if cold:

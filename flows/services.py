@@ -73,9 +73,7 @@ def hosting_models(enabled: bool = True, printer: Callable[[str], None] = print,
     before = {name: os.environ.get(name) for name in added}
     os.environ.update(added)
     printer(f"model host started (pid {running.process.pid}): runs share its loaded models.")
-    if preload:
-        threading.Thread(target=load_ahead, args=(running.client, list(preload), printer), name="covermill-model-preload",
-                         daemon=True).start()
+    load_in_background(running.client, list(preload), printer)
     stopping = threading.Event()
     watcher = threading.Thread(target=keep_host_running, args=(running, stopping, printer, list(preload), HOST_CHECK_S, HOST_RESTARTS),
                                name="covermill-model-host-watch", daemon=True)
@@ -122,7 +120,14 @@ def keep_host_running(running: Any, stopping: threading.Event, printer: Callable
             printer(f"the model host exited (exit code {code}) and did not start again ({exc}); each run loads its models itself.")
             return
         printer(f"the model host exited (exit code {code}); restarted it (pid {running.process.pid}).")
-        load_ahead(running.client, preload, printer)
+        load_in_background(running.client, preload, printer)
+
+
+def load_in_background(client: Any, generators: list[tuple[str, str]], printer: Callable[[str], None]) -> None:
+    """`load_ahead` in a thread of its own: neither the service's start nor its watch on the host
+    (nor its stop) waits for a model to load."""
+    if generators:
+        threading.Thread(target=load_ahead, args=(client, generators, printer), name="covermill-model-preload", daemon=True).start()
 
 
 def load_ahead(client: Any, generators: list[tuple[str, str]], printer: Callable[[str], None]) -> None:
