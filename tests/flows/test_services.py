@@ -43,6 +43,18 @@ def until(check, timeout: float, what: str, process: subprocess.Popen, log: Path
     pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
 
 
+def said_line(said: list[str], text: str, times: int = 1, timeout: float = 60) -> str:
+    """The last of the lines a service said (into `said`, from its threads) that hold `text`, once
+    there are `times` of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [line for line in said if text in line]
+        if len(found) >= times:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"not {times} lines with {text!r} in {said}")
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below `pid`, from /proc (psutil is not installed)."""
     children: dict[int, list[int]] = {}
@@ -230,28 +242,19 @@ def test_a_host_that_exits_is_restarted_where_the_runs_look_and_given_up_when_it
     monkeypatch.setattr(services, "HOST_CHECK_S", 0.1)
     monkeypatch.setattr(services, "HOST_RESTARTS", (1, 600.0))  # one restart, then the runs load their own
 
-    def waited_for(text: str, times: int = 1) -> str:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = [line for line in said if text in line]
-            if len(found) >= times:
-                return found[-1]
-            time.sleep(0.1)
-        raise AssertionError(f"not {times} lines with {text!r} in {said}")
-
     said: list[str] = []
     preload = [("pop2piano", '{"model": "/nonexistent/pop2piano"}')]  # asked again of the new host
     with services.hosting_models(True, said.append, preload) as running:
-        waited_for("could not load pop2piano ahead")
+        said_line(said, "could not load pop2piano ahead")
         first = running.process.pid
         os.kill(first, signal.SIGKILL)  # as the kernel's OOM killer would
-        assert waited_for("restarted it") == f"the model host exited (exit code -9); restarted it (pid {running.process.pid})."
+        assert said_line(said, "restarted it") == f"the model host exited (exit code -9); restarted it (pid {running.process.pid})."
         # the same socket and key the runs' environment names: a new run finds the new host
         assert HostClient(os.environ[ADDRESS], os.environ[KEY]).call("ping")["pid"] == running.process.pid != first
-        waited_for("could not load pop2piano ahead", times=2)
+        said_line(said, "could not load pop2piano ahead", times=2)
 
         os.kill(running.process.pid, signal.SIGKILL)
-        gave_up = waited_for("not restarting it")
+        gave_up = said_line(said, "not restarting it")
         assert "2 times in 10 minutes" in gave_up and "each run loads its models itself" in gave_up
         time.sleep(0.5)
         assert running.process.poll() is not None  # left down
@@ -265,9 +268,7 @@ def test_a_host_asked_to_stop_is_not_restarted(monkeypatch):
     said: list[str] = []
     with services.hosting_models(True, said.append) as running:
         running.process.send_signal(signal.SIGTERM)  # as systemd's stop signals the service's whole group
-        deadline = time.monotonic() + 30
-        while len(said) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        said_line(said, "was stopped")
         time.sleep(0.5)
         assert said[1:] == ["the model host was stopped (SIGTERM); not restarting it: each run loads its models itself."]
         assert running.process.returncode == 0
@@ -280,9 +281,7 @@ def test_serve_loads_the_configured_generators_in_the_host_before_any_run():
     said: list[str] = []
     preload = [("basic-pitch", generator_options("basic-pitch").model_dump_json()), ("pop2piano", '{"model": "/nonexistent/pop2piano"}')]
     with hosting_models(True, said.append, preload) as running:
-        deadline = time.monotonic() + 120
-        while len(said) < 2 and time.monotonic() < deadline:  # the missing model's line comes after basic-pitch's load
-            time.sleep(0.2)
+        said_line(said, "could not load pop2piano ahead", timeout=120)  # after basic-pitch's load
         facts = running.client.call("ping")
     assert facts["loaded"] == ["basic-pitch"] and facts["loads"] == 1, facts
     assert said[1].startswith("the model host could not load pop2piano ahead (ModelMissing: "), said
